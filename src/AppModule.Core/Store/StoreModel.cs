@@ -1,0 +1,83 @@
+using System.Text.Json.Serialization;
+
+namespace AppModule.Core.Store;
+
+/// <summary>One image a composition uses: the reference it runs as and the image ID (hex, no "sha256:").</summary>
+public sealed record ImageRef(string Url, string Id);
+
+/// <summary>
+/// A deployable composition of one application, as stored: what the artifact said (name,
+/// orchestrator, platform, env) and which images it uses. Its manifests live next to it in
+/// <c>manifests/</c>. Written once, never modified.
+/// </summary>
+public sealed record Composition(
+    string Id,
+    string Application,
+    string ArtifactName,
+    string Orchestrator,
+    string Platform,
+    IReadOnlyList<ImageRef> Images,
+    IReadOnlyDictionary<string, string> Env,
+    DateTimeOffset CreatedUtc);
+
+/// <summary>How far a pending install has come (each step is recorded before the next one starts).</summary>
+[JsonConverter(typeof(JsonStringEnumConverter<InstallPhase>))]
+public enum InstallPhase
+{
+    /// <summary>The composition is stored; nothing on the device has changed yet.</summary>
+    Prepared,
+
+    /// <summary>Images are being loaded (the running application is untouched).</summary>
+    Loading,
+
+    /// <summary>The running composition is being stopped and the new one rolled out.</summary>
+    Switching,
+
+    /// <summary>The new composition runs; waiting for it to be healthy.</summary>
+    RolledOut,
+
+    /// <summary>The new composition is healthy; waiting for ArtifactCommit or ArtifactRollback.</summary>
+    Installed,
+}
+
+/// <summary>An install that is not committed yet.</summary>
+public sealed record PendingInstall(string Composition, string ArtifactName, InstallPhase Phase);
+
+/// <summary>A commit whose Cleanup has not run yet: ArtifactRollback can still undo it.</summary>
+public sealed record RecentCommit(string ArtifactName, string Composition, string? DemotedPrevious);
+
+/// <summary>
+/// The persistent state of one application (its <c>state.json</c>), replaced atomically at every
+/// transition. <c>Committed</c> is the last-known-good composition, <c>Previous</c> the one before it
+/// (the rollback composition), <c>Running</c> what is deployed right now (null: nothing).
+/// </summary>
+public sealed record AppState(
+    string Application,
+    string? Committed,
+    string? Previous,
+    string? Running,
+    PendingInstall? Pending,
+    RecentCommit? RecentCommit,
+    IReadOnlyList<string> Garbage,
+    int NextSequence)
+{
+    public int Version { get; init; } = 1;
+
+    public static AppState Empty(string application) => new(application, null, null, null, null, null, [], 1);
+
+    /// <summary>Compositions that must be kept (their images too).</summary>
+    public IEnumerable<string> Kept()
+    {
+        string?[] ids = [Committed, Previous, Running, Pending?.Composition, RecentCommit?.DemotedPrevious];
+        return ids.Where(i => i is not null).Select(i => i!).Distinct(StringComparer.Ordinal);
+    }
+}
+
+/// <summary>One line of an application's journal (journal.log, JSON lines).</summary>
+public sealed record JournalEntry(DateTimeOffset TimeUtc, string Event, string Detail);
+
+[JsonSourceGenerationOptions(WriteIndented = true, PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
+[JsonSerializable(typeof(AppState))]
+[JsonSerializable(typeof(Composition))]
+[JsonSerializable(typeof(JournalEntry))]
+internal sealed partial class StoreJson : JsonSerializerContext;
