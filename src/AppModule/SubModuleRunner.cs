@@ -1,0 +1,101 @@
+using AppModule.Core;
+using AppModule.Core.Install;
+using AppModule.Core.Store;
+using AppModule.Core.SubModules;
+using AppModule.Runtime;
+
+namespace AppModule;
+
+/// <summary>
+/// Runs orchestrator sub-modules (<c>&lt;submodules_dir&gt;/&lt;orchestrator&gt; CALL args...</c>) as child
+/// processes in their own process group, with the configured timeout (SIGTERM, then SIGKILL), the
+/// composition's environment (validated names only, never through a shell), and their stdout and
+/// stderr forwarded line by line to our stderr, which the Mender client keeps in the deployment log.
+/// </summary>
+public sealed class SubModuleRunner(AppConfig config)
+{
+    public const string PlatformVariable = "MENDER_APP_UPDATE_MODULE_PLATFORM";
+
+    /// <summary>The sub-module executable for <paramref name="orchestrator"/>; throws naming the directory and the fix.</summary>
+    public string Resolve(string orchestrator)
+    {
+        if (orchestrator.Length == 0 || orchestrator.Contains('/') || orchestrator.StartsWith('.'))
+        {
+            throw new InstallException("pre-check", $"orchestrator \"{orchestrator}\"", "not a plain sub-module name: regenerate the artifact with a valid --orchestrator");
+        }
+
+        var path = Path.Combine(config.SubModulesDir, orchestrator);
+        if (!ChildProcess.IsRunnable(path))
+        {
+            throw new InstallException("pre-check", $"orchestrator \"{orchestrator}\"",
+                $"no executable sub-module {path}: install the {orchestrator} sub-module there, or set submodules_dir in {AppConfig.DefaultPath}");
+        }
+
+        return path;
+    }
+
+    /// <summary>The environment a sub-module gets for a composition: the platform and the artifact's env keys.</summary>
+    public static IReadOnlyDictionary<string, string?> EnvironmentFor(string platform, IReadOnlyDictionary<string, string> env)
+    {
+        var vars = new Dictionary<string, string?>(StringComparer.Ordinal);
+        foreach (var (k, v) in env)
+        {
+            vars[k] = v;
+        }
+
+        vars[PlatformVariable] = platform;
+        return vars;
+    }
+
+    public static IReadOnlyDictionary<string, string?> EnvironmentFor(Composition c) => EnvironmentFor(c.Platform, c.Env);
+
+    /// <summary>Runs one call and returns its result (never throws for a non-zero exit).</summary>
+    public async Task<ProcessResult> CallAsync(string executable, SubModuleCall call, IReadOnlyDictionary<string, string?> env, CancellationToken ct, TimeSpan? timeout = null, bool quiet = false)
+    {
+        var name = Path.GetFileName(executable);
+        if (!quiet)
+        {
+            Log.Info($"calling {name} {call}");
+        }
+
+        var spec = new ProcessSpec(executable, call.ToArgs())
+        {
+            Environment = env,
+            Timeout = timeout ?? config.SubModuleTimeout,
+            OnStdout = line => Log.Info($"{name}: {line}"),
+            OnStderr = line => Log.Info($"{name}: {line}"),
+        };
+        try
+        {
+            var r = await ChildProcess.RunAsync(spec, ct).ConfigureAwait(false);
+            if (r.TimedOut)
+            {
+                Log.Warning($"{name} {call.Name} did not finish within {spec.Timeout.TotalSeconds:0} s and was stopped (SIGTERM, then SIGKILL)");
+            }
+
+            return r;
+        }
+        catch (ChildProcessException e)
+        {
+            return new ProcessResult(127, string.Empty, e.Message, false, TimeSpan.Zero);
+        }
+    }
+
+    /// <summary>Runs one call and throws <see cref="InstallException"/> (step, subject, output) when it fails.</summary>
+    public async Task RequireAsync(string executable, SubModuleCall call, IReadOnlyDictionary<string, string?> env, string step, string subject, CancellationToken ct, TimeSpan? timeout = null)
+    {
+        var r = await CallAsync(executable, call, env, ct, timeout).ConfigureAwait(false);
+        if (!r.Succeeded)
+        {
+            throw Failure(executable, call, r, step, subject);
+        }
+    }
+
+    public static InstallException Failure(string executable, SubModuleCall call, ProcessResult r, string step, string subject)
+    {
+        var how = r.TimedOut ? "timed out and was stopped" : $"exited with status {r.ExitCode}";
+        return new InstallException(step, subject, $"{Path.GetFileName(executable)} {call.Name} {how}", Output(r));
+    }
+
+    public static string Output(ProcessResult r) => string.Join('\n', new[] { r.Stdout.Trim(), r.StderrTail.Trim() }.Where(s => s.Length > 0));
+}
