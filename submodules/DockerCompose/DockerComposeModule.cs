@@ -1,0 +1,547 @@
+using AppModule.Core.SubModules;
+using AppModule.Runtime;
+using SubModule.Hosting;
+
+namespace DockerCompose;
+
+/// <summary>The docker-compose orchestrator sub-module: engine operations over the API, compositions over the Compose CLI.</summary>
+public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISubModule
+{
+    private readonly StateStore _state = new(settings.StateDir);
+    private ComposeCli? _compose;
+
+    private async Task<ComposeCli> ComposeAsync(CancellationToken ct, bool exactVersion = false) =>
+        _compose ??= await ComposeCli.DiscoverAsync(settings, exactVersion, ct).ConfigureAwait(false);
+
+    // ------------------------------------------------------------------ images
+
+    public async Task LoadAsync(SubModuleCall.Load call, CancellationToken ct)
+    {
+        var url = ImageUrl.Parse(call.UrlNew);
+        if (DeepDelta.Requested())
+        {
+            await DeepDelta.LoadAsync(engine, this, call, url, ct).ConfigureAwait(false);
+        }
+        else
+        {
+            await using var file = OpenForLoad(call.File);
+            await LoadStreamAsync(file, call.File, url, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Streams an image archive into the engine and checks that <paramref name="url"/> names the loaded image (and its digest, when given).</summary>
+    internal async Task LoadStreamAsync(Stream archive, string source, ImageUrl url, CancellationToken ct)
+    {
+        IReadOnlyList<string> loaded;
+        try
+        {
+            loaded = await engine.LoadImageAsync(archive, ct).ConfigureAwait(false);
+        }
+        catch (EngineException e)
+        {
+            throw new SubModuleFailure($"cannot load {source} as an image for {url}: {e.Message}");
+        }
+
+        var ids = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var item in loaded)
+        {
+            var info = await engine.InspectImageAsync(item, ct).ConfigureAwait(false);
+            if (info is not null)
+            {
+                ids.Add(info.Id);
+            }
+        }
+
+        if (ids.Count == 0)
+        {
+            throw new SubModuleFailure($"the engine loaded no image from {source} (expected {url}); is it a `docker save` archive?");
+        }
+
+        var current = await engine.InspectImageAsync(url.Reference, ct).ConfigureAwait(false);
+        if (current is null || !ids.Contains(current.Id))
+        {
+            if (ids.Count != 1 || url.IsId)
+            {
+                throw new SubModuleFailure($"{source} does not hold {url.Reference}; it holds {string.Join(", ", loaded)}");
+            }
+
+            var (repo, tag) = url.RepositoryAndTag();
+            await engine.TagImageAsync(ids.First(), repo, tag, ct).ConfigureAwait(false);
+            Log.Info($"tagged the loaded image {Short(ids.First())} as {url.Reference}");
+            current = await engine.InspectImageAsync(url.Reference, ct).ConfigureAwait(false)
+                      ?? throw new SubModuleFailure($"tagging the loaded image as {url.Reference} did not take effect");
+        }
+
+        if (url.Digest is not null && !url.Matches(current))
+        {
+            if (!url.IsId)
+            {
+                await engine.RemoveImageAsync(url.Reference, force: false, ct).ConfigureAwait(false);
+            }
+
+            throw new SubModuleFailure(
+                $"{source} loaded image {current.Id} for {url.Reference}, but the url demands {url.Digest}; the reference was removed so that nothing runs unverified content. Rebuild the artifact or fix the url");
+        }
+
+        Log.Info($"loaded {url.Reference} ({Short(current.Id)}) from {source}");
+    }
+
+    private static FileStream OpenForLoad(string path)
+    {
+        try
+        {
+            // Forward-only, read once: the file may be a FIFO fed by the caller.
+            return new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan | FileOptions.Asynchronous);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SubModuleFailure($"cannot read image file {path}: {e.Message}");
+        }
+    }
+
+    public async Task SaveAsync(SubModuleCall.Save call, CancellationToken ct)
+    {
+        var url = ImageUrl.Parse(call.Url);
+        var image = await engine.InspectImageAsync(url.Reference, ct).ConfigureAwait(false)
+                    ?? throw new SubModuleFailure($"image {url.Reference} is not in the engine; nothing to save (LOAD or pull it first)");
+        if (url.Digest is not null && !url.Matches(image))
+        {
+            throw new SubModuleFailure($"image {url.Reference} is {image.Id}, not {url.Digest} as the url demands");
+        }
+
+        var output = call.OutputFile;
+        try
+        {
+            if (File.Exists(output))
+            {
+                // A FIFO or device (not seekable) is written as it is; a regular file is replaced atomically.
+                var existing = new FileStream(output, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1 << 16, FileOptions.Asynchronous);
+                await using (existing.ConfigureAwait(false))
+                {
+                    if (!existing.CanSeek)
+                    {
+                        await engine.SaveImageAsync(url.Reference, existing, ct).ConfigureAwait(false);
+                        Log.Info($"saved {url.Reference} ({Short(image.Id)}) to {output}");
+                        return;
+                    }
+                }
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SubModuleFailure($"cannot write {output}: {e.Message}");
+        }
+
+        var target = Path.Combine(Path.GetDirectoryName(Path.GetFullPath(output))!, $".{Path.GetFileName(output)}.partial");
+        try
+        {
+            var file = new FileStream(target, FileMode.Create, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+            await using (file.ConfigureAwait(false))
+            {
+                await engine.SaveImageAsync(url.Reference, file, ct).ConfigureAwait(false);
+            }
+
+            File.Move(target, output, overwrite: true);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            TryDelete(target);
+            throw new SubModuleFailure($"cannot write {output}: {e.Message}");
+        }
+        catch
+        {
+            TryDelete(target);
+            throw;
+        }
+
+        Log.Info($"saved {url.Reference} ({Short(image.Id)}) to {output}");
+    }
+
+    public async Task DeleteAsync(SubModuleCall.Delete call, CancellationToken ct)
+    {
+        var url = ImageUrl.Parse(call.Url);
+        var image = await engine.InspectImageAsync(url.Reference, ct).ConfigureAwait(false);
+        if (image is null)
+        {
+            Log.Warning($"image {url.Reference} is not in the engine; nothing to delete");
+            return;
+        }
+
+        if (url.Digest is not null && !url.Matches(image))
+        {
+            throw new SubModuleFailure($"image {url.Reference} is {image.Id}, not {url.Digest} as the url says; not deleting it");
+        }
+
+        // Untagging one of several references never affects a container; removing the last one
+        // (or the image by ID) would. Refuse then, naming the users.
+        var users = (await engine.ListContainersAsync(null, ct).ConfigureAwait(false))
+            .Where(c => c.ImageId == image.Id && (url.IsId || image.RepoTags.Count <= 1 || SameReference(c.Image, url.Reference)))
+            .ToList();
+        if (users.Count > 0)
+        {
+            var who = string.Join(", ", users.Select(c => c.Project is null ? c.Name : $"{c.Name} (application {c.Project}, service {c.Service})"));
+            throw new SubModuleFailure($"image {url.Reference} ({Short(image.Id)}) is in use by container(s) {who}; stop or purge the application first");
+        }
+
+        var removed = await engine.RemoveImageAsync(url.IsId ? image.Id : url.Reference, force: url.IsId && image.RepoTags.Count > 1, ct).ConfigureAwait(false);
+        Log.Info(removed ? $"deleted {url.Reference}" : $"image {url.Reference} was already gone");
+    }
+
+    // ------------------------------------------------------------------ compositions
+
+    public async Task RolloutAsync(SubModuleCall.Rollout call, CancellationToken ct)
+    {
+        var project = ComposeCli.ProjectName(call.Application);
+        var compose = await ComposeAsync(ct).ConfigureAwait(false);
+        var services = await compose.ServicesAsync(project, call.ManifestsDirectory, ct).ConfigureAwait(false);
+        CheckPolicy(services, call.ManifestsDirectory);
+        await RequireImagesAsync(services, call.ManifestsDirectory, ct).ConfigureAwait(false);
+        Log.Info($"rolling out {call.Application} from {call.ManifestsDirectory} with {compose.Display} {compose.Version}");
+        await compose.UpAsync(project, call.ManifestsDirectory, noRecreate: false, ct).ConfigureAwait(false);
+        _state.Save(project, call.ManifestsDirectory, services);
+        await new HealthGate(engine, settings).WaitAsync(project, services, ct).ConfigureAwait(false);
+        Log.Info($"{call.Application} is up: {string.Join(", ", services.Select(s => s.Name))}");
+    }
+
+    /// <summary>The device's policy on what a composition may do (config), checked before anything starts.</summary>
+    private void CheckPolicy(IReadOnlyList<ServiceDefinition> services, string directory)
+    {
+        if (!settings.ForbidHostRootMounts)
+        {
+            return;
+        }
+
+        foreach (var s in services)
+        {
+            if (s.BindSources.FirstOrDefault(p => p.Length > 0 && p.Trim('/').Split('/', StringSplitOptions.RemoveEmptyEntries).All(x => x == ".") && p.StartsWith('/')) is { } root)
+            {
+                throw new SubModuleFailure($"service {s.Name} in {directory} mounts the host's root directory ({root}), which forbid_host_root_mounts in {settings.Source} does not allow; mount only the paths it needs");
+            }
+        }
+    }
+
+    private async Task RequireImagesAsync(IReadOnlyList<ServiceDefinition> services, string directory, CancellationToken ct)
+    {
+        foreach (var s in services)
+        {
+            if (s.Image is null)
+            {
+                throw new SubModuleFailure($"service {s.Name} in {directory} has no image; building on the device is not supported, name a loaded image");
+            }
+
+            if (await engine.InspectImageAsync(ImageUrl.Parse(s.Image).Reference, ct).ConfigureAwait(false) is null)
+            {
+                throw new SubModuleFailure($"image {s.Image} of service {s.Name} is not in the engine; ROLLOUT never pulls: LOAD it first (is it in the artifact?)");
+            }
+        }
+    }
+
+    public async Task StopAsync(SubModuleCall.Stop call, CancellationToken ct)
+    {
+        var project = ComposeCli.ProjectName(call.Application);
+        var dir = call.ManifestsDirectory is { } d && Directory.Exists(d) ? d : _state.HasManifests(project) ? _state.ManifestsDir(project) : null;
+        if (dir is null)
+        {
+            Log.Warning($"no manifests for {call.Application} (none given, none kept in {_state.AppDir(project)}); removing its containers and networks by label");
+            await RemoveContainersAsync(project, ct).ConfigureAwait(false);
+            return;
+        }
+
+        var compose = await ComposeAsync(ct).ConfigureAwait(false);
+        await compose.DownAsync(project, dir, ct).ConfigureAwait(false);
+        Log.Info($"stopped {call.Application} (volumes kept)");
+    }
+
+    public async Task StartAsync(SubModuleCall.Start call, CancellationToken ct)
+    {
+        var project = ComposeCli.ProjectName(call.Application);
+        var dir = call.ManifestsDirectory is { } d ? d : _state.HasManifests(project) ? _state.ManifestsDir(project)
+            : throw new SubModuleFailure($"no manifests for {call.Application}: none given and none kept in {_state.AppDir(project)}; ROLLOUT it first");
+        var compose = await ComposeAsync(ct).ConfigureAwait(false);
+        var services = await compose.ServicesAsync(project, dir, ct).ConfigureAwait(false);
+        CheckPolicy(services, dir);
+        await RequireImagesAsync(services, dir, ct).ConfigureAwait(false);
+        await compose.UpAsync(project, dir, noRecreate: true, ct).ConfigureAwait(false);
+        if (call.ManifestsDirectory is not null)
+        {
+            _state.Save(project, dir, services);
+        }
+
+        await new HealthGate(engine, settings).WaitAsync(project, services, ct).ConfigureAwait(false);
+        Log.Info($"started {call.Application}");
+    }
+
+    public async Task RollbackAsync(SubModuleCall.Rollback call, CancellationToken ct)
+    {
+        await StopAsync(new SubModuleCall.Stop(call.Application, call.FailedDirectory), ct).ConfigureAwait(false);
+        await RolloutAsync(new SubModuleCall.Rollout(call.Application, call.RollbackDirectory), ct).ConfigureAwait(false);
+    }
+
+    // ------------------------------------------------------------------ queries
+
+    public async Task AliveAsync(SubModuleCall.Alive call, CancellationToken ct)
+    {
+        var (project, containers, expected) = await ObserveAsync(call.Application, ct).ConfigureAwait(false);
+        foreach (var s in expected)
+        {
+            var mine = containers.Where(c => c.Service == s.Name).ToList();
+            if (mine.Count < s.Replicas)
+            {
+                throw new SubModuleFailure($"{call.Application} is not alive: service {s.Name} has {mine.Count} of {s.Replicas} container(s)");
+            }
+
+            if (mine.FirstOrDefault(c => c.Status != "running") is { } down)
+            {
+                throw new SubModuleFailure($"{call.Application} is not alive: service {s.Name} container {down.Name} is {down.Status}");
+            }
+        }
+
+        Log.Info($"{call.Application} ({project}) is alive");
+    }
+
+    public async Task HealthyAsync(SubModuleCall.Healthy call, CancellationToken ct)
+    {
+        var (project, containers, expected) = await ObserveAsync(call.Application, ct).ConfigureAwait(false);
+        foreach (var s in expected)
+        {
+            var mine = containers.Where(c => c.Service == s.Name).ToList();
+            if (mine.Count < s.Replicas)
+            {
+                throw new SubModuleFailure($"{call.Application} is not healthy: service {s.Name} has {mine.Count} of {s.Replicas} container(s)");
+            }
+
+            foreach (var c in mine)
+            {
+                if (c.Status != "running" || c.Health is "unhealthy" or "starting")
+                {
+                    throw new SubModuleFailure($"{call.Application} is not healthy: service {s.Name} container {c.Name} is {c.Status}{(c.Health is null ? string.Empty : ", " + c.Health)}");
+                }
+            }
+        }
+
+        Log.Info($"{call.Application} ({project}) is healthy");
+    }
+
+    /// <summary>The project's containers and the services it should have (recorded at ROLLOUT, else those seen).</summary>
+    private async Task<(string Project, IReadOnlyList<ContainerInfo> Containers, IReadOnlyList<ServiceDefinition> Expected)> ObserveAsync(string application, CancellationToken ct)
+    {
+        var project = ComposeCli.ProjectName(application);
+        var containers = await engine.ListContainersAsync(project, ct).ConfigureAwait(false);
+        var expected = _state.Services(project)?.Where(s => s.Replicas > 0).ToList()
+                       ?? containers.Where(c => c.Service is not null).Select(c => c.Service!).Distinct().Select(n => new ServiceDefinition(n, null, 1)).ToList();
+        if (expected.Count == 0)
+        {
+            throw new SubModuleFailure($"application {application} has no containers (Compose project {project})");
+        }
+
+        return (project, containers, expected);
+    }
+
+    public async Task<IReadOnlyList<Component>> ListComponentsAsync(SubModuleCall.LsComponents call, CancellationToken ct)
+    {
+        var project = ComposeCli.ProjectName(call.Application);
+        var containers = await engine.ListContainersAsync(project, ct).ConfigureAwait(false);
+        var byImage = new SortedDictionary<string, (string? Id, SortedSet<string> Services)>(StringComparer.Ordinal);
+        foreach (var c in containers.Where(c => c.Service is not null))
+        {
+            if (!byImage.TryGetValue(c.Image, out var entry))
+            {
+                entry = (c.ImageId, new SortedSet<string>(StringComparer.Ordinal));
+                byImage[c.Image] = entry;
+            }
+
+            entry.Services.Add(c.Service!);
+        }
+
+        foreach (var s in _state.Services(project) ?? [])
+        {
+            if (s.Image is null)
+            {
+                continue;
+            }
+
+            if (!byImage.TryGetValue(s.Image, out var entry))
+            {
+                var info = await engine.InspectImageAsync(ImageUrl.Parse(s.Image).Reference, ct).ConfigureAwait(false);
+                entry = (info?.Id, new SortedSet<string>(StringComparer.Ordinal));
+                byImage[s.Image] = entry;
+            }
+
+            entry.Services.Add(s.Name);
+        }
+
+        return byImage.Select(p =>
+        {
+            var extra = new Dictionary<string, string> { ["services"] = string.Join(',', p.Value.Services) };
+            if (p.Value.Id is not null)
+            {
+                extra["image_id"] = p.Value.Id;
+            }
+
+            return new Component("image", p.Key, extra);
+        }).ToList();
+    }
+
+    public Task ExportManifestAsync(SubModuleCall.ExportManifest call, CancellationToken ct)
+    {
+        var project = ComposeCli.ProjectName(call.Application);
+        if (!_state.HasManifests(project))
+        {
+            throw new SubModuleFailure($"no manifests kept for {call.Application} in {_state.AppDir(project)}: it was not rolled out by this sub-module (or was purged)");
+        }
+
+        try
+        {
+            StateStore.CopyDirectory(_state.ManifestsDir(project), call.OutputDirectory);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SubModuleFailure($"cannot write the manifests of {call.Application} to {call.OutputDirectory}: {e.Message}");
+        }
+
+        Log.Info($"exported the manifests of {call.Application} to {call.OutputDirectory}");
+        return Task.CompletedTask;
+    }
+
+    public async Task PurgeAsync(SubModuleCall.Purge call, CancellationToken ct)
+    {
+        var project = ComposeCli.ProjectName(call.Application);
+        var containers = await engine.ListContainersAsync(project, ct).ConfigureAwait(false);
+        var images = new SortedSet<string>(containers.Select(c => c.Image), StringComparer.Ordinal);
+        foreach (var s in _state.Services(project) ?? [])
+        {
+            if (s.Image is not null)
+            {
+                images.Add(s.Image);
+            }
+        }
+
+        await RemoveContainersAsync(project, ct).ConfigureAwait(false);
+        if (settings.PurgeVolumes)
+        {
+            foreach (var v in await engine.ProjectVolumesAsync(project, ct).ConfigureAwait(false))
+            {
+                await engine.RemoveVolumeAsync(v, ct).ConfigureAwait(false);
+                Log.Info($"removed volume {v}");
+            }
+        }
+        else if ((await engine.ProjectVolumesAsync(project, ct).ConfigureAwait(false)) is { Count: > 0 } kept)
+        {
+            Log.Info($"kept volume(s) {string.Join(", ", kept)} (set purge_volumes = true in {settings.Source} to remove them)");
+        }
+
+        var others = await engine.ListContainersAsync(null, ct).ConfigureAwait(false);
+        var sharedWith = _state.ImagesOfOtherApps(project);
+        foreach (var image in images)
+        {
+            var reference = ImageUrl.Parse(image).Reference;
+            if (others.FirstOrDefault(c => SameReference(c.Image, reference)) is { } user)
+            {
+                Log.Warning($"kept image {reference}: container {user.Name} of another application uses it");
+                continue;
+            }
+
+            if (sharedWith.Contains(ImageUrl.Normalize(reference)))
+            {
+                Log.Warning($"kept image {reference}: another application's manifests (in {settings.StateDir}) name it");
+                continue;
+            }
+
+            try
+            {
+                if (await engine.RemoveImageAsync(reference, force: false, ct).ConfigureAwait(false))
+                {
+                    Log.Info($"removed image {reference}");
+                }
+            }
+            catch (EngineConflictException e)
+            {
+                Log.Warning($"kept image {reference}: {e.Message}");
+            }
+        }
+
+        _state.Forget(project);
+        Log.Info($"purged {call.Application}");
+    }
+
+    private async Task RemoveContainersAsync(string project, CancellationToken ct)
+    {
+        foreach (var c in await engine.ListContainersAsync(project, ct).ConfigureAwait(false))
+        {
+            await engine.RemoveContainerAsync(c.Id, ct).ConfigureAwait(false);
+            Log.Info($"removed container {c.Name}");
+        }
+
+        foreach (var n in await engine.RemoveProjectNetworksAsync(project, ct).ConfigureAwait(false))
+        {
+            Log.Info($"removed network {n}");
+        }
+    }
+
+    // ------------------------------------------------------------------ requirements
+
+    public async Task<IReadOnlyList<Requirement>> RequirementsAsync(CancellationToken ct)
+    {
+        var reqs = new List<Requirement>();
+        try
+        {
+            var v = await engine.VersionAsync(ct).ConfigureAwait(false);
+            reqs.Add(new Requirement("docker-engine", true, "error", $"{settings.DockerHost} {v}"));
+        }
+        catch (EngineException e)
+        {
+            reqs.Add(new Requirement("docker-engine", false, "error", e.Message));
+        }
+
+        try
+        {
+            var compose = await ComposeAsync(ct, exactVersion: true).ConfigureAwait(false);
+            reqs.Add(new Requirement("compose", true, "error", $"{compose.Display} {compose.Version}"));
+            reqs.Add(new Requirement("compose-v2", compose.IsV2, "warning", compose.IsV2 ? string.Empty : "Compose v1 is end-of-life; install the Compose v2 plugin"));
+        }
+        catch (SubModuleFailure e)
+        {
+            reqs.Add(new Requirement("compose", false, "error", e.Message));
+        }
+
+        var writable = false;
+        try
+        {
+            Directory.CreateDirectory(settings.StateDir);
+            var probe = Path.Combine(settings.StateDir, $".probe-{Environment.ProcessId}");
+            await File.WriteAllTextAsync(probe, string.Empty, ct).ConfigureAwait(false);
+            File.Delete(probe);
+            writable = true;
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+        }
+
+        reqs.Add(new Requirement("state-dir", writable, "error", writable ? settings.StateDir : $"{settings.StateDir} is not writable (state_dir in {settings.Source})"));
+        return reqs;
+    }
+
+    // ------------------------------------------------------------------ helpers
+
+    /// <summary>"web:1.0" and "docker.io/library/web:1.0" are the same reference to the engine.</summary>
+    private static bool SameReference(string a, string b) =>
+        string.Equals(ImageUrl.Normalize(a), ImageUrl.Normalize(b), StringComparison.Ordinal);
+
+    private static string Short(string id) => id.StartsWith("sha256:", StringComparison.Ordinal) && id.Length > 19 ? id[..19] : id;
+
+    private static void TryDelete(string? path)
+    {
+        if (path is null)
+        {
+            return;
+        }
+
+        try
+        {
+            File.Delete(path);
+        }
+        catch (IOException)
+        {
+        }
+    }
+}

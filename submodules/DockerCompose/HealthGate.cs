@@ -1,0 +1,136 @@
+using AppModule.Runtime;
+using SubModule.Hosting;
+
+namespace DockerCompose;
+
+/// <summary>
+/// Waits until every service of a project is up: each expected container runs and is healthy, or runs
+/// without a healthcheck and has not restarted for the soak period. An exited, dead, restarting or
+/// unhealthy container fails at once, naming the service, its state and the tail of its log. Works the
+/// same for Compose v1 (which has no <c>--wait</c>) and v2.
+/// </summary>
+public sealed class HealthGate(IEngine engine, Settings settings)
+{
+    private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(400);
+
+    public async Task WaitAsync(string project, IReadOnlyList<ServiceDefinition> services, CancellationToken ct)
+    {
+        var began = DateTimeOffset.UtcNow;
+        var deadline = began + settings.RolloutTimeout;
+        var baseline = new Dictionary<string, long>();
+        while (true)
+        {
+            var containers = await engine.ListContainersAsync(project, ct).ConfigureAwait(false);
+            var pending = new List<string>();
+            foreach (var service in services.Where(s => s.Replicas > 0))
+            {
+                var mine = containers.Where(c => c.Service == service.Name).ToList();
+                if (mine.Count < service.Replicas)
+                {
+                    pending.Add($"{service.Name}: {mine.Count} of {service.Replicas} container(s) created");
+                }
+
+                foreach (var c in mine)
+                {
+                    if (!baseline.TryGetValue(c.Id, out var restarts))
+                    {
+                        restarts = c.RestartCount;
+                        baseline[c.Id] = restarts;
+                        if (c.RestartCount > 0 && c.StartedAt is { } s && s >= began.AddSeconds(-1))
+                        {
+                            restarts = -1; // restarted since this rollout began
+                        }
+                    }
+
+                    var problem = Problem(c, restarts);
+                    if (problem is not null)
+                    {
+                        await FailAsync(service.Name, c, problem, ct).ConfigureAwait(false);
+                    }
+
+                    var wait = Pending(c, DateTimeOffset.UtcNow);
+                    if (wait is not null)
+                    {
+                        pending.Add($"{service.Name}: {wait}");
+                    }
+                }
+            }
+
+            if (pending.Count == 0)
+            {
+                return;
+            }
+
+            if (DateTimeOffset.UtcNow >= deadline)
+            {
+                throw new SubModuleFailure(
+                    $"not every service was ready within {settings.RolloutTimeout.TotalSeconds:0} s (rollout_timeout in {settings.Source}): {string.Join("; ", pending)}");
+            }
+
+            Log.Debug("waiting: " + string.Join("; ", pending));
+            await Task.Delay(Poll, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A state that fails the rollout, or null.</summary>
+    public static string? Problem(ContainerInfo c, long baselineRestarts)
+    {
+        if (c.Status is "exited" or "dead")
+        {
+            var policy = c.RestartPolicy?.ToLowerInvariant() ?? string.Empty;
+            return policy is "" or "no" or "undefined"
+                ? $"exited with code {c.ExitCode}"
+                : $"exited with code {c.ExitCode} (restart policy {c.RestartPolicy}, restart count {c.RestartCount})";
+        }
+
+        if (c.Status == "restarting" || (baselineRestarts >= 0 && c.RestartCount > baselineRestarts) || baselineRestarts < 0)
+        {
+            return $"is restarting (restart count {c.RestartCount}, last exit code {c.ExitCode})";
+        }
+
+        if (c.Status == "running" && c.Health == "unhealthy")
+        {
+            return "is unhealthy (its healthcheck fails)";
+        }
+
+        return null;
+    }
+
+    private string? Pending(ContainerInfo c, DateTimeOffset now)
+    {
+        if (c.Status != "running")
+        {
+            return $"container {c.Name} is {c.Status}";
+        }
+
+        if (c.Health is "starting")
+        {
+            return $"container {c.Name} is running, health starting";
+        }
+
+        if (c.Health is null)
+        {
+            var up = c.StartedAt is { } s ? now - s : TimeSpan.Zero;
+            if (up < settings.Soak)
+            {
+                return $"container {c.Name} has no healthcheck, running for {up.TotalSeconds:0.0} of {settings.Soak.TotalSeconds:0} s soak";
+            }
+        }
+
+        return null;
+    }
+
+    private async Task FailAsync(string service, ContainerInfo c, string problem, CancellationToken ct)
+    {
+        Log.Error($"service {service}: container {c.Name} {problem}");
+        if (settings.LogTailLines > 0)
+        {
+            var tail = await engine.LogTailAsync(c.Id, settings.LogTailLines, ct).ConfigureAwait(false);
+            Log.Error(tail.Length == 0
+                ? $"service {service}: container {c.Name} logged nothing"
+                : $"service {service}: last {settings.LogTailLines} log lines of {c.Name}:\n" + string.Join('\n', tail.Split('\n').Select(l => "    " + l)));
+        }
+
+        throw new SubModuleFailure($"service {service} (container {c.Name}, image {c.Image}) {problem}");
+    }
+}

@@ -1,0 +1,46 @@
+using AppModule.Core.SubModules;
+
+namespace SubModule.Hosting;
+
+/// <summary>
+/// An orchestrator sub-module: one method per call of the sub-module API. A method returns normally
+/// on success and throws <see cref="SubModuleFailure"/> (the call failed; its message is the one-line
+/// reason printed on stderr) on failure. Queries write their answer to <paramref name="stdout"/> only.
+/// </summary>
+public interface ISubModule
+{
+    Task LoadAsync(SubModuleCall.Load call, CancellationToken ct);
+
+    Task SaveAsync(SubModuleCall.Save call, CancellationToken ct);
+
+    Task DeleteAsync(SubModuleCall.Delete call, CancellationToken ct);
+
+    Task RolloutAsync(SubModuleCall.Rollout call, CancellationToken ct);
+
+    Task RollbackAsync(SubModuleCall.Rollback call, CancellationToken ct);
+
+    Task StopAsync(SubModuleCall.Stop call, CancellationToken ct);
+
+    Task StartAsync(SubModuleCall.Start call, CancellationToken ct);
+
+    /// <summary>Returns normally when every part of the application runs; throws <see cref="SubModuleFailure"/> naming what does not.</summary>
+    Task AliveAsync(SubModuleCall.Alive call, CancellationToken ct);
+
+    /// <summary>Returns normally when every part is healthy (or running without a health check).</summary>
+    Task HealthyAsync(SubModuleCall.Healthy call, CancellationToken ct);
+
+    Task<IReadOnlyList<Component>> ListComponentsAsync(SubModuleCall.LsComponents call, CancellationToken ct);
+
+    Task ExportManifestAsync(SubModuleCall.ExportManifest call, CancellationToken ct);
+
+    Task PurgeAsync(SubModuleCall.Purge call, CancellationToken ct);
+
+    /// <summary>Checks the requirements; one entry per requirement.</summary>
+    Task<IReadOnlyList<Requirement>> RequirementsAsync(CancellationToken ct);
+}
+
+/// <summary>A requirement of the sub-module. <c>Severity</c> is <c>error</c> (the module cannot work) or <c>warning</c>.</summary>
+public sealed record Requirement(string Name, bool Met, string Severity, string Detail);
+
+/// <summary>The call failed; the message is a one-line, actionable reason.</summary>
+public class SubModuleFailure(string message) : Exception(message);
