@@ -1,0 +1,71 @@
+using AppModule.Runtime;
+using Fleet.Core.Agent;
+using Fleet.Core.Bus;
+
+namespace Fleet.Agent;
+
+/// <summary>
+/// fleet-agent: seed 001's device-side "docker compose RPC service".
+/// <code>
+/// fleet-agent [--config FILE]
+/// </code>
+/// Config: FILE, else $FLEET_AGENT_CONFIG, else /etc/fleet/agent.toml if present; environment overrides (see
+/// AgentConfig.Load). Rollouts go through the docker-compose sub-module when configured or installed at
+/// /usr/share/mender/app-modules/v1/docker-compose, else through the Compose CLI with the agent's own health wait.
+/// Exit codes (mapped in one place, <see cref="Main"/>):
+///   0  stopped by SIGINT/SIGTERM
+///   1  unexpected error
+///   2  bad usage or configuration
+///   3  Redis unreachable at start
+/// </summary>
+public static class Program
+{
+    public static async Task<int> Main(string[] args)
+    {
+        Log.Component = "fleet-agent";
+        if (Environment.GetEnvironmentVariable("FLEET_LOG_LEVEL") is { } lvl && Log.TryParseLevel(lvl, out var level)) Log.Level = level;
+        try
+        {
+            return await RunAsync(args);
+        }
+        catch (UsageException e) { Log.Error(e.Message); return 2; }
+        catch (ConfigException e) { Log.Error("configuration: " + e.Message); return 2; }
+        catch (FormatException e) { Log.Error("configuration: " + e.Message); return 2; }
+        catch (RuntimeStepException e) { Log.Error(e.Message); return 2; }
+        catch (FleetBusException e) { Log.Error(e.Message); return 3; }
+        catch (OperationCanceledException) { return 0; }
+        catch (Exception e) { Log.Error($"unexpected error: {e}"); return 1; }
+    }
+
+    private sealed class UsageException(string m) : Exception(m);
+
+    private static async Task<int> RunAsync(string[] args)
+    {
+        string? configPath = null;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--config" when i + 1 < args.Length: configPath = args[++i]; break;
+                case "-h" or "--help":
+                    Console.Out.WriteLine("usage: fleet-agent [--config FILE]");
+                    return 0;
+                default: throw new UsageException($"unknown argument '{args[i]}'; usage: fleet-agent [--config FILE]");
+            }
+        }
+        configPath ??= Environment.GetEnvironmentVariable("FLEET_AGENT_CONFIG") is { Length: > 0 } p ? p
+            : File.Exists("/etc/fleet/agent.toml") ? "/etc/fleet/agent.toml" : null;
+        if (configPath is not null && !File.Exists(configPath)) throw new ConfigException($"config file {configPath} does not exist");
+        var cfg = AgentConfig.Load(configPath, Environment.GetEnvironmentVariables());
+        if (cfg.Apps.Count == 0) throw new ConfigException("no apps configured; set [apps.NAME] directory = \"...\" or APP_TO_DIRECTORY");
+        var runtime = cfg.CreateRuntime();
+        Log.Info($"rollouts via {(runtime is SubModuleRuntime ? "the docker-compose sub-module" : "the Compose CLI")}");
+
+        using var shutdown = new ShutdownSignal();
+        await using var bus = await RedisFleetBus.ConnectAsync(cfg.Redis, shutdown.Token);
+        Log.Info($"connected to {cfg.Redis}");
+        await new FleetAgent(cfg, bus, runtime).RunAsync(shutdown.Token);
+        Log.Info("stopped");
+        return 0;
+    }
+}

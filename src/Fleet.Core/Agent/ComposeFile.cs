@@ -1,0 +1,111 @@
+using YamlDotNet.Core;
+using YamlDotNet.Core.Events;
+
+namespace Fleet.Core.Agent;
+
+/// <summary>Where a service's <c>image:</c> value sits in a compose file's text.</summary>
+public sealed record ComposeImage(string Service, string Image, int Start, int End, ScalarStyle Style)
+{
+    /// <summary>The tag of the image ("latest" when none is written).</summary>
+    public string Tag => SplitImage(Image).Tag ?? "latest";
+
+    public static (string Repository, string? Tag) SplitImage(string image)
+    {
+        var s = image;
+        int at = s.IndexOf('@');
+        if (at >= 0) s = s[..at];
+        int colon = s.LastIndexOf(':');
+        int slash = s.LastIndexOf('/');
+        return colon > slash ? (s[..colon], s[(colon + 1)..]) : (s, null);
+    }
+}
+
+public sealed class ComposeFileException(string message) : Exception(message);
+
+/// <summary>Reads and rewrites a service's image tag in a compose file by text position (YamlDotNet parser
+/// events), so every comment, quote style, indentation and key order of the user's file is kept.</summary>
+public static class ComposeFile
+{
+    public static readonly string[] Names = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
+
+    /// <summary>The compose file in <paramref name="directory"/> (compose's own lookup order).</summary>
+    public static string Find(string directory)
+    {
+        foreach (var n in Names)
+        {
+            var p = Path.Combine(directory, n);
+            if (File.Exists(p)) return p;
+        }
+        throw new ComposeFileException($"no compose file in {directory} (looked for {string.Join(", ", Names)})");
+    }
+
+    /// <summary>Finds the image of <paramref name="service"/>, or of the only service with an image when null.</summary>
+    public static ComposeImage FindImage(string text, string? service, string source = "compose file")
+    {
+        var found = new List<ComposeImage>();
+        var parser = new Parser(new StringReader(text));
+        try
+        {
+            parser.Consume<StreamStart>();
+            if (!parser.TryConsume<DocumentStart>(out _)) throw new ComposeFileException($"{source} is empty");
+            if (!parser.TryConsume<MappingStart>(out _)) throw new ComposeFileException($"{source}: the top level is not a mapping");
+            while (!parser.TryConsume<MappingEnd>(out _))
+            {
+                var key = parser.Consume<Scalar>().Value;
+                if (key != "services") { parser.SkipThisAndNestedEvents(); continue; }
+                if (!parser.TryConsume<MappingStart>(out _)) throw new ComposeFileException($"{source}: 'services' is not a mapping");
+                while (!parser.TryConsume<MappingEnd>(out _))
+                {
+                    var name = parser.Consume<Scalar>().Value;
+                    if (!parser.TryConsume<MappingStart>(out _)) { parser.SkipThisAndNestedEvents(); continue; }
+                    while (!parser.TryConsume<MappingEnd>(out _))
+                    {
+                        var k = parser.Consume<Scalar>().Value;
+                        if (k == "image" && parser.Accept<Scalar>(out var img))
+                        {
+                            parser.MoveNext();
+                            found.Add(new ComposeImage(name, img.Value, (int)img.Start.Index, (int)img.End.Index, img.Style));
+                        }
+                        else parser.SkipThisAndNestedEvents();
+                    }
+                }
+            }
+        }
+        catch (YamlException e)
+        {
+            throw new ComposeFileException($"{source} is not valid YAML at line {e.Start.Line}, column {e.Start.Column}: {e.Message}");
+        }
+        if (service is not null)
+            return found.FirstOrDefault(f => f.Service == service)
+                ?? throw new ComposeFileException($"{source}: service '{service}' has no image: line (services with images: {string.Join(", ", found.Select(f => f.Service))})");
+        return found.Count == 1 ? found[0]
+            : throw new ComposeFileException($"{source}: {found.Count} services have images ({string.Join(", ", found.Select(f => f.Service))}); configure which one is the app's (service = ...)");
+    }
+
+    /// <summary>Returns <paramref name="text"/> with the service's image tag replaced and nothing else changed.</summary>
+    public static string WithTag(string text, ComposeImage image, string newTag)
+    {
+        var (repo, _) = ComposeImage.SplitImage(image.Image);
+        var value = repo + ":" + newTag;
+        var written = image.Style switch
+        {
+            ScalarStyle.DoubleQuoted => "\"" + value + "\"",
+            ScalarStyle.SingleQuoted => "'" + value + "'",
+            ScalarStyle.Plain => value,
+            _ => throw new ComposeFileException($"the image of service '{image.Service}' is written as a {image.Style} scalar; write it on one line to let the agent edit it"),
+        };
+        return string.Concat(text.AsSpan(0, image.Start), written, text.AsSpan(image.End));
+    }
+
+    public static bool IsValidTag(string tag) =>
+        tag.Length is > 0 and <= 128 && (char.IsAsciiLetterOrDigit(tag[0]) || tag[0] == '_')
+        && tag.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-');
+
+    /// <summary>Writes through a temp file and rename, so a crash never leaves half a compose file.</summary>
+    public static void WriteAtomic(string path, string text)
+    {
+        var tmp = path + ".fleet-tmp";
+        File.WriteAllText(tmp, text);
+        File.Move(tmp, path, overwrite: true);
+    }
+}

@@ -1,0 +1,186 @@
+using System.Collections;
+using System.Globalization;
+using System.Text.Json;
+using AppModule.Runtime;
+using Fleet.Core.Bus;
+using Fleet.Core.Registry;
+using Fleet.Core.Security;
+using Fleet.Core.Versioning;
+using Fleet.Core.Wire;
+
+namespace Fleet.Core.Config;
+
+/// <summary>One application the updater knows: where it lives, which device RPC serves it, its image, and the
+/// user's target (null: the app is known but not to be updated).</summary>
+public sealed record AppEntry(string Name, string? Directory, string Rpc, ImageReference Image, VersionTarget? Target);
+
+/// <summary>Updater settings: a TOML file (see docs in <see cref="Load"/>) overlaid with seed 000's environment
+/// variables, which win.</summary>
+public sealed record UpdaterConfig
+{
+    public RedisOptions Redis { get; init; } = new();
+    public string Channel { get; init; } = "version_channel";
+    public RegistryOptions Registry { get; init; } = new();
+    public IReadOnlyDictionary<string, AppEntry> Apps { get; init; } = new Dictionary<string, AppEntry>();
+    public TimeSpan RpcTimeout { get; init; } = TimeSpan.FromSeconds(10);
+    /// <summary>After an attempt at a target (success or failure), the same target is not retried for this long.</summary>
+    public TimeSpan RetryAfter { get; init; } = TimeSpan.FromMinutes(5);
+    public byte[]? HmacKey { get; init; }
+    public TimeSpan CommandTtl { get; init; } = TimeSpan.FromSeconds(60);
+    public string? MetricsListen { get; init; }
+    public WireStyle WireStyle { get; init; } = WireStyle.Ujson;
+
+    /// <summary>
+    /// Reads the TOML file (optional) then the environment:
+    /// <code>
+    /// [redis]    host, port, db, user, password, tls, tls_ca_file, tls_server_name, channel
+    /// [registry] namespace (default image prefix: namespace/app), plain_http = ["host:port"],
+    ///            cache_ttl_seconds, negative_ttl_seconds, max_attempts, docker_hub_api
+    /// [registry.credentials."host:port"] username, password
+    /// [updater]  rpc_timeout_seconds, retry_after_seconds, hmac_key_file, command_ttl_seconds, metrics_listen, wire_style (ujson|plain)
+    /// [apps.NAME] directory, target ("2.1.0", "~2.1", ">=1.5,&lt;2"), rpc, image
+    /// </code>
+    /// Environment (seed 000): REDIS_HOST, REDIS_PORT, REDIS_DB, DOCKER_HUB_USERNAME, DOCKER_HUB_TOKEN,
+    /// APP_TO_DIRECTORY and APPS_TO_UPDATE (JSON objects); ours: APP_TO_RPC, APP_TO_IMAGE (JSON), REDIS_USERNAME,
+    /// REDIS_PASSWORD, FLEET_HMAC_KEY.
+    /// </summary>
+    public static UpdaterConfig Load(string? path, IDictionary env)
+    {
+        var f = path is null ? ConfigFile.Empty("(no file)") : ConfigFile.Load(path);
+        string? E(string k) => env[k] is string s && s.Length > 0 ? s : null;
+        int Int(string? text, string what, int fallback) => text is null ? fallback
+            : int.TryParse(text, NumberStyles.Integer, CultureInfo.InvariantCulture, out var v) && v >= 0 ? v
+            : throw new ConfigException($"{what} = '{text}' is not a non-negative integer");
+
+        var redis = new RedisOptions
+        {
+            Host = E("REDIS_HOST") ?? f.GetString("redis.host", "redis"),
+            Port = Int(E("REDIS_PORT") ?? f.GetString("redis.port"), "REDIS_PORT / redis.port", 6379),
+            Db = Int(E("REDIS_DB") ?? f.GetString("redis.db"), "REDIS_DB / redis.db", 0),
+            User = E("REDIS_USERNAME") ?? NullIfEmpty(f.GetString("redis.user")),
+            Password = E("REDIS_PASSWORD") ?? NullIfEmpty(f.GetString("redis.password")),
+            Tls = f.GetBool("redis.tls", false),
+            TlsCaFile = NullIfEmpty(f.GetString("redis.tls_ca_file")),
+            TlsServerName = NullIfEmpty(f.GetString("redis.tls_server_name")),
+        };
+
+        var creds = new Dictionary<string, RegistryCredentials>();
+        foreach (var (k, _) in f.Values)
+        {
+            const string p = "registry.credentials.";
+            if (k.StartsWith(p, StringComparison.OrdinalIgnoreCase) && k.EndsWith(".username", StringComparison.OrdinalIgnoreCase))
+            {
+                var host = k[p.Length..^".username".Length];
+                creds[host] = new RegistryCredentials(f.GetString(k)!, f.GetString(p + host + ".password") ?? "");
+            }
+        }
+        var hubUser = E("DOCKER_HUB_USERNAME");
+        if (hubUser is not null && E("DOCKER_HUB_TOKEN") is { } hubToken) creds[ImageReference.DockerHub] = new RegistryCredentials(hubUser, hubToken);
+        var ns = f.GetString("registry.namespace") ?? hubUser;
+
+        var registry = new RegistryOptions
+        {
+            Credentials = creds,
+            PlainHttp = (f.GetString("registry.plain_http") ?? "").Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).ToHashSet(),
+            PositiveTtl = f.GetSeconds("registry.cache_ttl_seconds", TimeSpan.FromMinutes(5)),
+            NegativeTtl = f.GetSeconds("registry.negative_ttl_seconds", TimeSpan.FromSeconds(30)),
+            TagListTtl = f.GetSeconds("registry.cache_ttl_seconds", TimeSpan.FromMinutes(1)),
+            MaxAttempts = f.GetInt("registry.max_attempts", 4, 1, 20),
+            DockerHubApi = new Uri(f.GetString("registry.docker_hub_api", "https://hub.docker.com")),
+        };
+
+        // apps: TOML tables, then the JSON env maps
+        var dirs = new Dictionary<string, string>();
+        var targets = new Dictionary<string, string>();
+        var rpcs = new Dictionary<string, string>();
+        var images = new Dictionary<string, string>();
+        foreach (var (k, v) in f.Values)
+        {
+            if (!k.StartsWith("apps.", StringComparison.OrdinalIgnoreCase)) continue;
+            int dot = k.LastIndexOf('.');
+            var name = k[5..dot];
+            switch (k[(dot + 1)..].ToLowerInvariant())
+            {
+                case "directory": dirs[name] = v; break;
+                case "target": targets[name] = v; break;
+                case "rpc": rpcs[name] = v; break;
+                case "image": images[name] = v; break;
+                default: throw new ConfigException($"{f.Source}: unknown key '{k}'; an [apps.NAME] table takes directory, target, rpc, image");
+            }
+        }
+        Overlay(dirs, E("APP_TO_DIRECTORY"), "APP_TO_DIRECTORY");
+        Overlay(targets, E("APPS_TO_UPDATE"), "APPS_TO_UPDATE");
+        Overlay(rpcs, E("APP_TO_RPC"), "APP_TO_RPC");
+        Overlay(images, E("APP_TO_IMAGE"), "APP_TO_IMAGE");
+
+        var apps = new Dictionary<string, AppEntry>();
+        foreach (var name in dirs.Keys.Concat(targets.Keys).Concat(rpcs.Keys).Concat(images.Keys).Distinct())
+        {
+            VersionTarget? target = null;
+            if (targets.TryGetValue(name, out var t))
+            {
+                try { target = VersionTarget.Parse(t); }
+                catch (FormatException e) { throw new ConfigException($"target of app '{name}': {e.Message}"); }
+            }
+            var rpc = rpcs.GetValueOrDefault(name) ?? DefaultRpc(name)
+                ?? throw new ConfigException($"app '{name}': no RPC service configured; set [apps.{name}] rpc = \"docker_compose_service_<machine>\" or APP_TO_RPC");
+            var imageText = images.GetValueOrDefault(name) ?? (ns is null ? name : ns + "/" + name);
+            ImageReference image;
+            try { image = ImageReference.Parse(imageText); }
+            catch (FormatException e) { throw new ConfigException($"image of app '{name}': {e.Message}"); }
+            apps[name] = new AppEntry(name, dirs.GetValueOrDefault(name), rpc, image, target);
+        }
+
+        byte[]? key = null;
+        if (E("FLEET_HMAC_KEY") is { } envKey) key = CommandSigner.KeyFromText(envKey, "FLEET_HMAC_KEY");
+        else if (NullIfEmpty(f.GetString("updater.hmac_key_file")) is { } kf)
+        {
+            try { key = CommandSigner.KeyFromText(File.ReadAllText(kf), kf); }
+            catch (IOException e) { throw new ConfigException($"updater.hmac_key_file: cannot read {kf}: {e.Message}"); }
+        }
+
+        var style = f.GetString("updater.wire_style", "ujson").ToLowerInvariant() switch
+        {
+            "ujson" => WireStyle.Ujson,
+            "plain" => WireStyle.Plain,
+            var s => throw new ConfigException($"updater.wire_style = '{s}': use ujson (commlib 0.13.1 bytes) or plain"),
+        };
+
+        return new UpdaterConfig
+        {
+            Redis = redis,
+            Channel = f.GetString("redis.channel", "version_channel"),
+            Registry = registry,
+            Apps = apps,
+            RpcTimeout = f.GetSeconds("updater.rpc_timeout_seconds", TimeSpan.FromSeconds(10)),
+            RetryAfter = f.GetSeconds("updater.retry_after_seconds", TimeSpan.FromMinutes(5)),
+            HmacKey = key,
+            CommandTtl = f.GetSeconds("updater.command_ttl_seconds", TimeSpan.FromSeconds(60)),
+            MetricsListen = NullIfEmpty(f.GetString("updater.metrics_listen")),
+            WireStyle = style,
+        };
+    }
+
+    /// <summary>The seed's fixed mapping: app1 → docker_compose_service_machine1, and so on.</summary>
+    private static string? DefaultRpc(string app) =>
+        app.StartsWith("app", StringComparison.Ordinal) && app.Length > 3 && app[3..].All(char.IsAsciiDigit) ? "docker_compose_service_machine" + app[3..] : null;
+
+    private static string? NullIfEmpty(string? s) => string.IsNullOrEmpty(s) ? null : s;
+
+    private static void Overlay(Dictionary<string, string> into, string? json, string variable)
+    {
+        if (json is null) return;
+        try
+        {
+            using var doc = JsonDocument.Parse(json);
+            if (doc.RootElement.ValueKind != JsonValueKind.Object) throw new ConfigException($"{variable} must be a JSON object like {{\"app1\":\"...\"}}");
+            foreach (var p in doc.RootElement.EnumerateObject())
+                into[p.Name] = p.Value.ValueKind == JsonValueKind.String ? p.Value.GetString()!
+                    : throw new ConfigException($"{variable}: the value for '{p.Name}' must be a string, not {p.Value.ValueKind}");
+        }
+        catch (JsonException e)
+        {
+            throw new ConfigException($"{variable} is not valid JSON ({e.Message}); example: {{\"app1\":\"2.1.0\"}}");
+        }
+    }
+}
