@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Builds the device/build-machine file layout from published binaries:
+#   packaging/layout.sh <bin-dir> <destdir>
+# <bin-dir> holds the Native AOT executables (out/<rid>); <destdir> receives
+#   usr/share/mender/modules/v3/app                       the Update Module
+#   usr/share/mender/app-modules/v1/{docker-compose,k8s}  the orchestrator sub-modules
+#   etc/mender/mender-app.conf, mender-app-docker-compose.conf, mender-app-k8s.conf
+#   usr/bin/app-gen                                       the artifact generator (build machines)
+#   usr/bin/fleet-updater, usr/bin/fleet-agent            the fleet trigger
+#   lib/systemd/system/fleet-{updater,agent}.service, etc/fleet/{updater,agent}.toml
+# Used by `make install DESTDIR=...` and by the .deb builder. Existing config files in <destdir>
+# are kept (a local edit wins), like dpkg conffiles.
+set -euo pipefail
+bin=${1:?usage: layout.sh <bin-dir> <destdir>}
+dest=${2:?usage: layout.sh <bin-dir> <destdir>}
+top=$(cd "$(dirname "$0")/.." && pwd)
+files="$top/packaging/files"
+
+need() { [ -x "$bin/$1" ] || { echo "layout.sh: $bin/$1 is missing; run build/publish.sh <rid> first" >&2; exit 1; }; }
+for b in app docker-compose k8s app-gen fleet-updater fleet-agent; do need "$b"; done
+
+exe() { install -D -m 0755 "$bin/$1" "$dest/$2"; }
+conf() { # source, target: installed unless a local copy exists
+  if [ -e "$dest/$2" ]; then echo "layout.sh: keeping existing $2" >&2; else install -D -m 0644 "$1" "$dest/$2"; fi
+}
+
+exe app usr/share/mender/modules/v3/app
+exe docker-compose usr/share/mender/app-modules/v1/docker-compose
+exe k8s usr/share/mender/app-modules/v1/k8s
+exe app-gen usr/bin/app-gen
+exe fleet-updater usr/bin/fleet-updater
+exe fleet-agent usr/bin/fleet-agent
+
+conf "$top/mender-app.conf" etc/mender/mender-app.conf
+conf "$files/etc/mender/mender-app-docker-compose.conf" etc/mender/mender-app-docker-compose.conf
+conf "$top/submodules/Kubernetes/mender-app-k8s.conf" etc/mender/mender-app-k8s.conf
+conf "$files/etc/fleet/updater.toml" etc/fleet/updater.toml
+conf "$files/etc/fleet/agent.toml" etc/fleet/agent.toml
+install -D -m 0644 "$files/systemd/fleet-updater.service" "$dest/lib/systemd/system/fleet-updater.service"
+install -D -m 0644 "$files/systemd/fleet-agent.service" "$dest/lib/systemd/system/fleet-agent.service"
