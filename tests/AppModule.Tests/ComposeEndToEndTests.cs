@@ -1,0 +1,184 @@
+namespace AppModule.Tests;
+
+/// <summary>
+/// End to end: the real Mender client 3.4, our `app` and the real docker-compose sub-module (both AOT
+/// binaries), a real engine, and real applications answering HTTP on unique ports.
+/// </summary>
+public sealed class ComposeRig : IDisposable
+{
+    public ComposeRig(int healthTimeoutSeconds = 60)
+    {
+        Mender = new MenderRig(healthTimeoutSeconds: healthTimeoutSeconds);
+        Web = new WebApps(Mender.Artifacts);
+        Mender.InstallSubModule("docker-compose", Repo.Binary("docker-compose"));
+        var state = Path.Combine(Mender.Artifacts, "compose-state");
+        Mender.Client.WriteEtc("mender-app-docker-compose.conf",
+            $"docker_command = \"/usr/bin/docker\"\nstate_dir = \"{state}\"\nrollout_timeout = 30\nsoak_seconds = 1\n");
+    }
+
+    public MenderRig Mender { get; }
+
+    public WebApps Web { get; }
+
+    public MenderClient Client => Mender.Client;
+
+    public CmdResult Install(AppArtifactSpec spec) => Mender.Install(spec);
+
+    /// <summary>The container ID running service web of <paramref name="app"/>.</summary>
+    public static string Container(string app) =>
+        DockerEngine.DockerOk("ps", "-q", "--filter", $"label=com.docker.compose.project={app}", "--filter", "label=com.docker.compose.service=web");
+
+    public void Dispose()
+    {
+        Web.Dispose();
+        Mender.Dispose();
+    }
+}
+
+public class ComposeEndToEndTests
+{
+    private static void Ok(CmdResult r) => Assert.True(r.ExitCode == 0, r.ToString());
+
+    [SkippableFact]
+    public void Install_and_commit_then_an_update_and_mender_rollback_bring_back_the_previous_app()
+    {
+        using var rig = new ComposeRig();
+        var app = Unique.Name("e2e");
+        var port = WebApps.FreePort();
+        var v1 = rig.Web.Image(app, "1.0");
+        var v2 = rig.Web.Image(app, "2.0");
+
+        Ok(rig.Install(rig.Web.Spec("web-v1", app, v1, port)));
+        Assert.Equal("web 1.0", WebApps.Answer(port));
+        Ok(rig.Client.Commit());
+        Assert.Equal("web-v1", rig.Client.ShowArtifact());
+
+        Ok(rig.Install(rig.Web.Spec("web-v2", app, v2, port)));
+        Assert.Equal("web 2.0", WebApps.Answer(port));
+        Assert.Equal("web-v1", rig.Client.ShowArtifact()); // pending
+        Ok(rig.Client.Rollback());
+        Assert.Equal("web 1.0", WebApps.Answer(port));
+        Assert.Equal("web-v1", rig.Client.ShowArtifact());
+        Assert.False(WebApps.TagExists(v2.UrlNew)); // Cleanup deleted the image no composition uses
+
+        Ok(rig.Install(rig.Web.Spec("web-v2b", app, v2, port)));
+        Ok(rig.Client.Commit());
+        Assert.Equal("web 2.0", WebApps.Answer(port));
+        Assert.Equal("web-v2b", rig.Client.ShowArtifact());
+        Assert.True(WebApps.TagExists(v1.UrlNew)); // kept: it is the rollback composition
+    }
+
+    [SkippableFact]
+    public void A_failing_health_check_is_rolled_back_automatically_and_the_old_app_keeps_serving_without_INCONSISTENT()
+    {
+        using var rig = new ComposeRig(healthTimeoutSeconds: 20);
+        var app = Unique.Name("e2e");
+        var port = WebApps.FreePort();
+        Ok(rig.Install(rig.Web.Spec("web-v1", app, rig.Web.Image(app, "1.0"), port)));
+        Ok(rig.Client.Commit());
+
+        var broken = rig.Install(rig.Web.Spec("web-broken", app, rig.Web.Image(app, "unhealthy"), port));
+        Assert.Equal(1, broken.ExitCode);
+        var log = broken.Stdout + broken.Stderr;
+        Assert.Matches($"(ROLLOUT failed for application {app}|health check failed for {app})", log);
+        Assert.Equal("web-v1", rig.Client.ShowArtifact());
+        Assert.DoesNotContain("_INCONSISTENT", rig.Client.ShowArtifact());
+        Assert.Equal("web 1.0", WebApps.Answer(port));
+    }
+
+    [SkippableFact]
+    public void When_the_app_dies_before_commit_the_commit_fails_and_the_client_rolls_back_to_the_last_known_good()
+    {
+        using var rig = new ComposeRig(healthTimeoutSeconds: 5);
+        var app = Unique.Name("e2e");
+        var port = WebApps.FreePort();
+        Ok(rig.Install(rig.Web.Spec("web-v1", app, rig.Web.Image(app, "1.0"), port)));
+        Ok(rig.Client.Commit());
+        Ok(rig.Install(rig.Web.Spec("web-v2", app, rig.Web.Image(app, "2.0"), port)));
+        Assert.Equal("web 2.0", WebApps.Answer(port));
+
+        DockerEngine.DockerOk("stop", ComposeRig.Container(app));
+        var commit = rig.Client.Commit();
+        Assert.Equal(1, commit.ExitCode);
+        Assert.Equal("web-v1", rig.Client.ShowArtifact());
+        Assert.Equal("web 1.0", WebApps.Answer(port));
+        Assert.Contains("commit-rolled-back", rig.Mender.Status(app));
+    }
+
+    [SkippableFact]
+    public void Two_applications_run_side_by_side_and_updating_one_leaves_the_other_untouched()
+    {
+        using var rig = new ComposeRig();
+        var a = Unique.Name("e2ea");
+        var b = Unique.Name("e2eb");
+        var pa = WebApps.FreePort();
+        var pb = WebApps.FreePort();
+        Ok(rig.Install(rig.Web.Spec("a-v1", a, rig.Web.Image(a, "1.0"), pa)));
+        Ok(rig.Client.Commit());
+        Ok(rig.Install(rig.Web.Spec("b-v1", b, rig.Web.Image(b, "1.0"), pb)));
+        Ok(rig.Client.Commit());
+        var containerA = ComposeRig.Container(a);
+
+        Ok(rig.Install(rig.Web.Spec("b-v2", b, rig.Web.Image(b, "2.0"), pb)));
+        Ok(rig.Client.Commit());
+        Assert.Equal("web 1.0", WebApps.Answer(pa));
+        Assert.Equal("web 2.0", WebApps.Answer(pb));
+        Assert.Equal(containerA, ComposeRig.Container(a));
+        Assert.Equal($"b-v2", rig.Client.ShowArtifact());
+        var provides = rig.Client.ShowProvides();
+        Assert.Equal("a-v1", provides[$"rootfs-image.{a}.version"]);
+        Assert.Equal("b-v2", provides[$"rootfs-image.{b}.version"]);
+    }
+
+    [SkippableFact]
+    public void A_second_install_while_one_is_pending_replaces_it_and_rollback_returns_to_the_committed_app()
+    {
+        using var rig = new ComposeRig();
+        var app = Unique.Name("e2e");
+        var port = WebApps.FreePort();
+        var v1 = rig.Web.Image(app, "1.0");
+        Ok(rig.Install(rig.Web.Spec("web-v1", app, v1, port)));
+        Ok(rig.Client.Commit());
+        Ok(rig.Install(rig.Web.Spec("web-v2", app, rig.Web.Image(app, "2.0"), port)));
+        Assert.Equal("web 2.0", WebApps.Answer(port));
+
+        var second = rig.Install(rig.Web.Spec("web-nohealth", app, rig.Web.Image(app, "nohealth"), port));
+        Ok(second);
+        Assert.Equal("web nohealth", WebApps.Answer(port));
+        Ok(rig.Client.Rollback());
+        Assert.Equal("web 1.0", WebApps.Answer(port));
+        Assert.Equal("web-v1", rig.Client.ShowArtifact());
+    }
+
+    [SkippableFact]
+    public void A_delta_whose_base_is_missing_is_refused_before_anything_is_stopped_and_one_with_its_base_installs()
+    {
+        using var rig = new ComposeRig();
+        var app = Unique.Name("e2e");
+        var port = WebApps.FreePort();
+        var v1 = rig.Web.Image(app, "1.0");
+        Ok(rig.Install(rig.Web.Spec("web-v1", app, v1, port)));
+        Ok(rig.Client.Commit());
+        var running = ComposeRig.Container(app);
+        var started = DockerEngine.DockerOk("inspect", "--format", "{{.State.StartedAt}}", running);
+
+        // v2 as a whole-image VCDIFF against v1's saved tar (as `docker save` writes it on this engine).
+        var v2 = rig.Web.Image(app, "2.0");
+        var deltaFile = Path.Combine(rig.Web.Dir, "v2.vcdiff");
+        Cmd.Ok("xdelta3", "-e", "-f", "-s", v1.SavedPath, v2.SavedPath, deltaFile);
+        var gone = new AppImage(v2.UrlNew, deltaFile, v2.Id, UrlCurrent: $"{app}/web:gone", IdCurrent: v1.Id);
+        var refused = rig.Install(rig.Web.Spec("web-v2-delta-nobase", app, gone, port));
+        Assert.Equal(1, refused.ExitCode);
+        Assert.Contains($"pre-check failed for {v2.UrlNew}: the delta base {app}/web:gone", refused.Stdout + refused.Stderr);
+        Assert.Equal(running, ComposeRig.Container(app));
+        Assert.Equal(started, DockerEngine.DockerOk("inspect", "--format", "{{.State.StartedAt}}", running));
+        Assert.Equal("web 1.0", WebApps.Answer(port));
+        Assert.Equal("web-v1", rig.Client.ShowArtifact());
+
+        var delta = new AppImage(v2.UrlNew, deltaFile, v2.Id, UrlCurrent: v1.UrlNew, IdCurrent: v1.Id);
+        var install = rig.Install(rig.Web.Spec("web-v2-delta", app, delta, port));
+        Ok(install);
+        Ok(rig.Client.Commit());
+        Assert.Equal("web 2.0", WebApps.Answer(port));
+    }
+}

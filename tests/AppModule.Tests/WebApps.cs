@@ -1,0 +1,97 @@
+using System.Net.Sockets;
+
+namespace AppModule.Tests;
+
+/// <summary>
+/// Real applications on the shared engine: the test images (appmodule/web:*) saved under unique tags,
+/// compose manifests publishing a unique port, and a cleanup that removes what a test created.
+/// </summary>
+public sealed class WebApps : IDisposable
+{
+    private readonly List<string> _tags = [];
+    private readonly List<string> _projects = [];
+
+    public WebApps(string dir)
+    {
+        DockerEngine.RequireImages();
+        Dir = dir;
+    }
+
+    public string Dir { get; }
+
+    public static int FreePort()
+    {
+        using var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    /// <summary>Saves appmodule/web:<paramref name="variant"/> as &lt;app&gt;/web:&lt;variant&gt;, then removes that tag, so only LOAD can bring it back.</summary>
+    public AppImage Image(string app, string variant)
+    {
+        var tag = $"{app.ToLowerInvariant()}/web:{variant}";
+        var image = AppArtifacts.SaveDockerImage($"appmodule/web:{variant}", tag, Dir);
+        DockerEngine.DockerOk("image", "rm", tag);
+        _tags.Add(tag);
+        return image;
+    }
+
+    public static string Compose(AppImage image, int port, string extra = "") =>
+        $"version: '2.1'\nservices:\n  web:\n    image: {image.UrlNew}\n    ports:\n      - \"127.0.0.1:{port}:8080\"\n{extra}";
+
+    public AppArtifactSpec Spec(string artifact, string app, AppImage image, int port, string orchestrator = "docker-compose")
+    {
+        _projects.Add(app);
+        return new AppArtifactSpec(artifact, app, [image], new Dictionary<string, string> { ["docker-compose.yml"] = Compose(image, port) }, Orchestrator: orchestrator);
+    }
+
+    /// <summary>What the app answers on <paramref name="port"/> (waits up to 20 s for an answer), or null.</summary>
+    public static string? Answer(int port, int seconds = 20)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        for (var i = 0; i < seconds * 2; i++)
+        {
+            try
+            {
+                return http.GetStringAsync(new Uri($"http://127.0.0.1:{port}/")).GetAwaiter().GetResult().Trim();
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
+            {
+                Thread.Sleep(500);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>Makes this object clean up a compose project and image tags a test created by other means.</summary>
+    public void Own(string project, params string[] tags)
+    {
+        _projects.Add(project);
+        _tags.AddRange(tags);
+    }
+
+    public static bool TagExists(string tag) => DockerEngine.ImageId(tag) is not null;
+
+    public void Dispose()
+    {
+        foreach (var p in _projects.Distinct())
+        {
+            var ids = DockerEngine.Docker("ps", "-aq", "--filter", $"label=com.docker.compose.project={p}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            if (ids.Length > 0)
+            {
+                DockerEngine.Docker(["rm", "-f", .. ids]);
+            }
+
+            foreach (var n in DockerEngine.Docker("network", "ls", "-q", "--filter", $"label=com.docker.compose.project={p}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                DockerEngine.Docker("network", "rm", n);
+            }
+        }
+
+        foreach (var t in _tags)
+        {
+            DockerEngine.Docker("image", "rm", t);
+        }
+    }
+}

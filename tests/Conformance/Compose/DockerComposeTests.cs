@@ -1,0 +1,337 @@
+namespace Conformance.Compose;
+
+/// <summary>
+/// docker-compose specifics beyond the shared suite: how the Compose CLI and config are found, LOAD
+/// from a FIFO, no pulling, deep deltas, and the reference shell `app` driving our sub-module.
+/// Runs against Compose v2 (the fixture's config) unless a test writes its own config.
+/// </summary>
+public sealed class DockerComposeTests(ComposeV2Fixture fx) : IClassFixture<ComposeV2Fixture>
+{
+    private static readonly TimeSpan Timeout = TimeSpan.FromMinutes(3);
+
+    private string Binary
+    {
+        get
+        {
+            Skip.If(fx.Unavailable is not null, fx.Unavailable);
+            return fx.Executable;
+        }
+    }
+
+    private CmdResult Run(IDictionary<string, string?> env, params string[] args) => Cmd.Run(Binary, args, env, timeout: Timeout);
+
+    private CmdResult Run(params string[] args) => Run(new Dictionary<string, string?>(fx.Environment(new SubModuleSettings())), args);
+
+    private static Dictionary<string, string?> WithConfig(string path) => new() { ["MENDER_APP_DOCKER_COMPOSE_CONF"] = path, ["OPTIONS"] = null };
+
+    [SkippableFact]
+    public void The_reference_style_config_selects_compose_v1_by_DOCKER_COMPOSE_COMMAND()
+    {
+        using var dir = new TempDir("compose-conf");
+        var conf = dir.Write("c.conf", $"# reference style\nDOCKER_COMPOSE_COMMAND=/usr/bin/docker-compose\nexport STATE_DIR=\"{dir.Path}/state\"\n");
+        var r = Run(WithConfig(conf), "REQS");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("compose:ok /usr/bin/docker-compose 1.", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains("compose-v2:warning", r.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"state-dir:ok {dir.Path}/state", r.Stdout, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public void Without_a_compose_command_in_the_config_compose_v2_is_discovered_and_preferred()
+    {
+        using var dir = new TempDir("compose-conf");
+        var conf = dir.Write("c.toml", $"docker_command = \"/usr/bin/docker\"\nstate_dir = \"{dir.Path}/state\"\n");
+        var r = Run(WithConfig(conf), "REQS");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Matches(@"(?m)^compose:ok /usr/bin/docker compose 2\.", r.Stdout);
+        Assert.Contains("compose-v2:ok", r.Stdout, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public void Reqs_exits_4_and_says_error_when_the_configured_compose_command_is_missing()
+    {
+        using var dir = new TempDir("compose-conf");
+        var conf = dir.Write("c.toml", $"docker_compose_command = \"/nonexistent/docker-compose\"\nstate_dir = \"{dir.Path}/state\"\n");
+        var r = Run(WithConfig(conf), "REQS");
+        Assert.Equal(4, r.ExitCode);
+        Assert.Matches(@"(?m)^compose:error .*/nonexistent/docker-compose", r.Stdout);
+        Assert.Contains("docker-engine:ok", r.Stdout, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public void A_malformed_config_file_is_a_configuration_error_naming_the_file()
+    {
+        using var dir = new TempDir("compose-conf");
+        var conf = dir.Write("c.toml", "rollout_timeout = \"soon\"\n");
+        var r = Run(WithConfig(conf), "ALIVE", "whatever");
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains(conf, r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("rollout_timeout", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public void The_shipped_config_file_is_valid()
+    {
+        var conf = Repo.Script("packaging/files/etc/mender/mender-app-docker-compose.conf");
+        var r = Run(WithConfig(conf), "ALIVE", Unique.Name("shipped"));
+        Assert.True(r.ExitCode == 1, r.ToString()); // not alive, but not a configuration error (3)
+        Assert.Contains("has no containers", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [SkippableFact]
+    public void Purge_keeps_an_image_that_a_stopped_application_still_names()
+    {
+        var a = Unique.Name("purgea");
+        var b = Unique.Name("purgeb");
+        try
+        {
+            using var dir = new TempDir("compose-shared");
+            var url = $"conformance/{a}:shared";
+            DockerEngine.DockerOk("tag", "appmodule/web:1.0", url);
+            var yaml = $"services:\n  web:\n    image: {url}\n";
+            var da = dir.Write("a/docker-compose.yml", yaml);
+            var db = dir.Write("b/docker-compose.yml", yaml);
+            Assert.Equal(0, Run("ROLLOUT", a, Path.GetDirectoryName(da)!).ExitCode);
+            Assert.Equal(0, Run("ROLLOUT", b, Path.GetDirectoryName(db)!).ExitCode);
+            Assert.Equal(0, Run("STOP", b, Path.GetDirectoryName(db)!).ExitCode);
+
+            var r = Run("PURGE", a);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Contains("another application's manifests", r.Stderr, StringComparison.Ordinal);
+            Assert.True(fx.HasImage(url));
+            Assert.Null(fx.Observe(a, "web"));
+
+            r = Run("PURGE", b);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.False(fx.HasImage(url));
+        }
+        finally
+        {
+            fx.Cleanup(a);
+            fx.Cleanup(b);
+        }
+    }
+
+    [SkippableFact]
+    public void Sigterm_during_the_health_wait_stops_the_call_with_exit_143()
+    {
+        var bin = Binary;
+        var app = Unique.Name("sigterm");
+        try
+        {
+            using var dir = new TempDir("compose-sigterm");
+            var url = $"conformance/{app}:nohealth";
+            DockerEngine.DockerOk("tag", "appmodule/web:nohealth", url);
+            dir.Write("m/docker-compose.yml", $"services:\n  web:\n    image: {url}\n");
+            var conf = dir.Write("c.toml", $"docker_compose_command = \"{fx.ComposeCommand}\"\nstate_dir = \"{dir.Path}/state\"\nsoak_seconds = 600\n");
+            var env = new Dictionary<string, string?>(WithConfig(conf)) { ["BIN"] = bin, ["APP"] = app, ["DIR"] = dir.File("m") };
+            // Wait until the container runs (the call is then in its soak wait), then SIGTERM it.
+            var r = Cmd.Sh("""
+                "$BIN" ROLLOUT "$APP" "$DIR" & pid=$!
+                for _ in $(seq 1 120); do [ -n "$(docker ps -q --filter label=com.docker.compose.project=$APP)" ] && break; sleep 0.5; done
+                sleep 1; kill -TERM $pid; wait $pid; echo "rc=$?"
+                """, env, Timeout);
+            Assert.Contains("rc=143", r.Stdout, StringComparison.Ordinal);
+            Assert.Contains("interrupted", r.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            fx.Cleanup(app);
+        }
+    }
+
+    [SkippableFact]
+    public void Load_reads_the_image_once_from_a_fifo()
+    {
+        var bin = Binary;
+        var app = Unique.Name("fifo");
+        try
+        {
+            using var dir = new TempDir("compose-fifo");
+            var archive = fx.ExportImage(app, dir.Path);
+            var fifo = dir.File("image.fifo");
+            Cmd.Run("mkfifo", fifo);
+            // The writer blocks until the sub-module opens the FIFO; a second open would hang forever.
+            var env = new Dictionary<string, string?>(fx.Environment(new SubModuleSettings())) { ["SRC"] = archive.File, ["FIFO"] = fifo, ["BIN"] = bin, ["URL"] = archive.Url, ["APP"] = app };
+            var r = Cmd.Sh("cat \"$SRC\" > \"$FIFO\" & \"$BIN\" LOAD \"$APP\" \"$URL\" \"$FIFO\" \"$URL\"; rc=$?; wait; exit $rc", env, Timeout);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Equal(archive.Id, fx.ImageId(archive.Url));
+        }
+        finally
+        {
+            fx.Cleanup(app);
+        }
+    }
+
+    [SkippableFact]
+    public void Rollout_refuses_an_image_that_was_not_loaded_instead_of_pulling_it()
+    {
+        var app = Unique.Name("nopull");
+        try
+        {
+            using var dir = new TempDir("compose-nopull");
+            var url = $"conformance/{app}:never-loaded";
+            dir.Write("docker-compose.yml", $"services:\n  web:\n    image: {url}\n");
+            var r = Run("ROLLOUT", app, dir.Path);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains(url, r.Stderr, StringComparison.Ordinal);
+            Assert.Contains("LOAD it first", r.Stderr, StringComparison.Ordinal);
+            Assert.Equal(string.Empty, DockerEngine.Docker("ps", "-aq", "--filter", $"label=com.docker.compose.project={app}").Stdout.Trim());
+        }
+        finally
+        {
+            fx.Cleanup(app);
+        }
+    }
+
+    // ------------------------------------------------------------------ deep delta
+
+    private const string CurrentDockerfile = "FROM appmodule/busybox:base\nRUN busybox seq 1 20000 > /d1\nRUN busybox seq 5 30000 > /d2\n";
+    private const string NewDockerfile = "FROM appmodule/busybox:base\nRUN busybox seq 1 20000 > /d1\nRUN busybox seq 5 30001 > /d2\n";
+
+    /// <summary>Builds current and new images, writes a docker-archive deep delta (reference layout, real xdelta3) and removes the new image.</summary>
+    private static (string Current, string New, string NewId, string Payload) MakeDeepDelta(string app, TempDir dir)
+    {
+        string Build(string tag, string dockerfile)
+        {
+            var ctx = dir.Dir("ctx-" + tag);
+            File.WriteAllText(Path.Combine(ctx, "Dockerfile"), dockerfile);
+            var name = $"conformance/{app}:{tag}";
+            var r = Cmd.Run(DockerEngine.Cli, ["build", "-q", "-t", name, ctx], new Dictionary<string, string?> { ["DOCKER_BUILDKIT"] = "0" }, timeout: Timeout);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            return name;
+        }
+
+        var current = Build("current", CurrentDockerfile);
+        var next = Build("new", NewDockerfile);
+        var newId = DockerEngine.ImageId(next)!;
+        const string maker = """
+            set -euo pipefail
+            cd "$WORK"; mkdir cur new
+            docker save -o cur.tar "$CUR"; docker save -o new.tar "$NEW"
+            tar -xf cur.tar -C cur; tar -xf new.tar -C new
+            layers() { python3 -c 'import json,sys; print("\n".join(json.load(open(sys.argv[1]))[0]["Layers"]))' "$1/manifest.json"; }
+            declare -A cursum
+            for l in $(layers cur); do cursum[$(sha256sum < "cur/$l" | cut -d' ' -f1)]="cur/$l"; done
+            last=""; for l in $(layers cur); do last="cur/$l"; done
+            for l in $(layers new); do
+              f="new/$l"; s=$(sha256sum < "$f" | cut -d' ' -f1)
+              if [ -n "${cursum[$s]:-}" ]; then echo "$s" > "$f.sha256sum"
+              else
+                xdelta3 -e -s "$last" "$f" "$f.vcdiff"
+                sha256sum < "$last" | cut -d' ' -f1 > "$f.current.sha256sum"; echo "$s" > "$f.new.sha256sum"
+              fi
+              rm "$f"
+            done
+            tar -cf payload.tar -C new .
+            """;
+        var env = new Dictionary<string, string?> { ["WORK"] = dir.Path, ["CUR"] = current, ["NEW"] = next, ["PATH"] = "/usr/bin:/bin" };
+        var m = Cmd.Sh(maker, env, Timeout);
+        Assert.True(m.ExitCode == 0, m.ToString());
+        DockerEngine.DockerOk("image", "rm", next);
+        Assert.Null(DockerEngine.ImageId(next));
+        return (current, next, newId, dir.File("payload.tar"));
+    }
+
+    [SkippableFact]
+    public void Deep_delta_load_rebuilds_the_new_image_from_the_current_one_and_verifies_its_id()
+    {
+        var bin = Binary;
+        var app = Unique.Name("deep");
+        try
+        {
+            using var dir = new TempDir("compose-deep");
+            var (current, next, newId, payload) = MakeDeepDelta(app, dir);
+            var scratch = dir.Dir("module-tmp");
+            var env = new Dictionary<string, string?>(fx.Environment(new SubModuleSettings())) { ["OPTIONS"] = "deep_delta", ["MODULE_TMPDIR"] = scratch };
+            var url = $"{next}@{newId}";
+            var r = Cmd.Run(bin, ["LOAD", app, url, payload, current], env, timeout: Timeout);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Equal(newId, DockerEngine.ImageId(next));
+            Assert.Matches(@"[1-9][0-9]* decoded", r.Stderr);
+            Assert.Empty(Directory.EnumerateFileSystemEntries(scratch));
+        }
+        finally
+        {
+            fx.Cleanup(app);
+        }
+    }
+
+    [SkippableFact]
+    public void Deep_delta_load_fails_before_loading_when_the_current_image_lacks_a_base_layer()
+    {
+        var bin = Binary;
+        var app = Unique.Name("deepmiss");
+        try
+        {
+            using var dir = new TempDir("compose-deep");
+            var (_, next, newId, payload) = MakeDeepDelta(app, dir);
+            var wrongBase = $"conformance/{app}:wrong-base";
+            DockerEngine.DockerOk("tag", "appmodule/web:2.0", wrongBase);
+            var env = new Dictionary<string, string?>(fx.Environment(new SubModuleSettings())) { ["OPTIONS"] = "deep_delta", ["MODULE_TMPDIR"] = dir.Dir("module-tmp") };
+            var r = Cmd.Run(bin, ["LOAD", app, $"{next}@{newId}", payload, wrongBase], env, timeout: Timeout);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains("lacks", r.Stderr, StringComparison.Ordinal);
+            Assert.Contains(wrongBase, r.Stderr, StringComparison.Ordinal);
+            Assert.Null(DockerEngine.ImageId(next));
+        }
+        finally
+        {
+            fx.Cleanup(app);
+        }
+    }
+
+    // ------------------------------------------------------------------ the reference `app`
+
+    [SkippableFact]
+    public void The_reference_shell_app_installs_updates_and_rolls_back_an_application_with_our_sub_module()
+    {
+        var bin = Binary;
+        var app = Unique.Name("refapp");
+        try
+        {
+            using var dir = new TempDir("compose-refapp");
+            var store = dir.Dir("store");
+            var script = Repo.Script("tests/Conformance/Compose/reference-app.sh");
+            var env = new Dictionary<string, string?>(fx.Environment(new SubModuleSettings()));
+
+            // An unpacked app artifact: one full image (url-current == url-new) and the manifests.
+            string Artifact(string label, string source, string tag)
+            {
+                var data = dir.Dir(label);
+                var url = $"conformance/{app}:{tag}";
+                DockerEngine.DockerOk("tag", source, url);
+                var id = DockerEngine.ImageId(url)!;
+                var img = Directory.CreateDirectory(Path.Combine(data, "images", id[7..])).FullName;
+                DockerEngine.DockerOk("image", "save", "-o", Path.Combine(img, "image.img"), url);
+                DockerEngine.DockerOk("image", "rm", url);
+                File.WriteAllText(Path.Combine(img, "url-new.txt"), url + "\n");
+                File.WriteAllText(Path.Combine(img, "url-current.txt"), url + "\n");
+                File.WriteAllText(Path.Combine(img, "sums-new.txt"), id[7..] + "\n");
+                Directory.CreateDirectory(Path.Combine(data, "manifests"));
+                File.WriteAllText(Path.Combine(data, "manifests", "docker-compose.yml"), $"services:\n  web:\n    image: {url}\n");
+                return data;
+            }
+
+            CmdResult Install(string data) => Cmd.Run(script, [bin, store, app, data], env, timeout: Timeout);
+
+            var v1 = Install(Artifact("v1", "appmodule/web:1.0", "v1"));
+            Assert.True(v1.ExitCode == 0, v1.ToString());
+            Assert.Equal($"conformance/{app}:v1", fx.Observe(app, "web")?.Image);
+
+            var v2 = Install(Artifact("v2", "appmodule/web:2.0", "v2"));
+            Assert.True(v2.ExitCode == 0, v2.ToString());
+            Assert.Equal(new ServiceObservation(true, "healthy", $"conformance/{app}:v2"), fx.Observe(app, "web"));
+
+            var bad = Install(Artifact("v3", "appmodule/web:exits", "v3"));
+            Assert.True(bad.ExitCode == 1, bad.ToString());
+            Assert.Contains("exited", bad.Stderr, StringComparison.Ordinal);
+            Assert.Equal(new ServiceObservation(true, "healthy", $"conformance/{app}:v2"), fx.Observe(app, "web"));
+            Assert.Equal(0, Cmd.Run(bin, ["HEALTHY", app], env).ExitCode);
+        }
+        finally
+        {
+            fx.Cleanup(app);
+        }
+    }
+}

@@ -1,0 +1,154 @@
+using System.Diagnostics;
+using System.Text;
+using TestSupport;
+
+namespace Fleet.Tests;
+
+/// <summary>The published fleet-updater and fleet-agent (Native AOT) working together over a real redis-server,
+/// against a real docker-registry, engine and the docker-compose sub-module.</summary>
+public sealed class ExecutableTests(AgentFixture fx) : IClassFixture<AgentFixture>
+{
+    private const string Key = "exe-test-shared-key-0123456789abcdef";
+
+    private sealed class Running(Process p, StringBuilder err) : IDisposable
+    {
+        public Process Process => p;
+        public string Stderr { get { lock (err) return err.ToString(); } }
+
+        public int Terminate()
+        {
+            if (!p.HasExited) Cmd.Run("kill", "-TERM", p.Id.ToString());
+            if (!p.WaitForExit(60_000)) { p.Kill(true); throw new TimeoutException("did not stop within 60 s of SIGTERM:\n" + Stderr); }
+            return p.ExitCode;
+        }
+
+        public void Dispose() { if (!p.HasExited) p.Kill(true); p.Dispose(); }
+    }
+
+    private static Running Launch(string exe, IEnumerable<string> args, IDictionary<string, string> env)
+    {
+        var psi = new ProcessStartInfo(Repo.Binary(exe)) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env) psi.Environment[k] = v;
+        var err = new StringBuilder();
+        var p = Process.Start(psi)!;
+        p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (err) err.AppendLine(e.Data); };
+        p.OutputDataReceived += (_, _) => { };
+        p.BeginErrorReadLine();
+        p.BeginOutputReadLine();
+        return new Running(p, err);
+    }
+
+    [SkippableFact]
+    public async Task The_updater_and_agent_binaries_update_a_listed_app_over_redis_with_signed_commands_and_stop_on_SIGTERM()
+    {
+        var id = Guid.NewGuid().ToString("N")[..8];
+        var app = "fleetexe" + id;
+        using var tmp = new TempDir("fleet-exe");
+        var dir = tmp.Dir("app");
+        var compose = Path.Combine(dir, "docker-compose.yml");
+        File.WriteAllText(compose, $"# ops notes\nservices:\n  web:\n    image: {fx.Repo}:1.0  # current\n");
+        var subConf = tmp.Write("dc.conf", $"state_dir = \"{tmp.Path}/state\"\ndocker_command = \"/usr/bin/docker\"\nrollout_timeout = 60\n");
+        var agentConf = tmp.Write("agent.toml", $"""
+            [redis]
+            host = "127.0.0.1"
+            port = {fx.Redis.Port}
+            channel = "vc_{id}"
+            [agent]
+            rpc_name = "docker_compose_service_{id}"
+            report_interval_seconds = 1
+            submodule = "{Repo.Binary("docker-compose")}"
+            submodule_config = "{subConf}"
+            [apps.{app}]
+            directory = "{dir}"
+            """);
+        int metricsPort = RedisServer.FreePort();
+        var updaterConf = tmp.Write("updater.toml", $"""
+            [redis]
+            channel = "vc_{id}"
+            [updater]
+            rpc_timeout_seconds = 120
+            metrics_listen = "127.0.0.1:{metricsPort}"
+            """);
+        var env = new Dictionary<string, string>
+        {
+            ["REDIS_HOST"] = "127.0.0.1",
+            ["REDIS_PORT"] = fx.Redis.Port.ToString(),
+            ["FLEET_HMAC_KEY"] = Key,
+            ["APP_TO_DIRECTORY"] = $"{{\"{app}\":\"{dir}\"}}",
+            ["APPS_TO_UPDATE"] = $"{{\"{app}\":\"2.0\"}}",
+            ["APP_TO_RPC"] = $"{{\"{app}\":\"docker_compose_service_{id}\"}}",
+            ["APP_TO_IMAGE"] = $"{{\"{app}\":\"{fx.Repo}\"}}",
+        };
+        // the app runs 1.0 before the agent starts (as a device would)
+        DockerEngine.DockerOk("pull", $"{fx.Repo}:1.0");
+        Cmd.Run("/usr/bin/docker", ["compose", "--project-directory", dir, "-p", app, "up", "-d"]);
+        try
+        {
+            using var agent = Launch("fleet-agent", ["--config", agentConf], env);
+            using var updater = Launch("fleet-updater", ["--config", updaterConf], env);
+            using var http = new HttpClient();
+            string metrics = "";
+            for (int i = 0; i < 600 && !metrics.Contains("fleet_rpc_total{outcome=\"success\"} 1"); i++)
+            {
+                await Task.Delay(250);
+                try { metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics"); } catch (HttpRequestException) { }
+            }
+            Assert.True(metrics.Contains("fleet_rpc_total{outcome=\"success\"} 1"), $"no successful update.\nupdater:\n{updater.Stderr}\nagent:\n{agent.Stderr}");
+            Assert.Contains("fleet_decision_seconds_count", metrics);
+            Assert.Contains("fleet_registry_request_seconds_count{op=\"head_manifest\"}", metrics);
+            Assert.Equal($"# ops notes\nservices:\n  web:\n    image: {fx.Repo}:2.0  # current\n", File.ReadAllText(compose));
+            var cid = DockerEngine.DockerOk("ps", "-q", "--filter", $"label=com.docker.compose.project={app}").Trim();
+            Assert.Equal($"{fx.Repo}:2.0|healthy", DockerEngine.DockerOk("inspect", "-f", "{{.Config.Image}}|{{.State.Health.Status}}", cid).Trim());
+            await Task.Delay(1500); // a few more periodic 2.0 reports: judged up to date, no second update
+            Assert.Equal(0, updater.Terminate());
+            Assert.Equal(0, agent.Terminate());
+            Assert.Contains("Successfully updated to version 2.0", updater.Stderr);
+            Assert.Single(updater.Stderr.Split('\n'), l => l.Contains("rpc " + app + ": success"));
+        }
+        finally
+        {
+            Cmd.Run("/usr/bin/docker", ["compose", "--project-directory", dir, "-p", app, "down", "--remove-orphans"]);
+        }
+    }
+
+    [SkippableFact]
+    public void Check_prints_each_target_and_exits_4_when_one_is_missing_and_bad_config_exits_2()
+    {
+        var env = new Dictionary<string, string?>
+        {
+            ["APPS_TO_UPDATE"] = """{"app1":"2.0","app2":"5.5"}""",
+            ["APP_TO_IMAGE"] = $"{{\"app1\":\"{fx.Repo}\",\"app2\":\"{fx.Repo}\"}}",
+        };
+        var r = Cmd.Run(Repo.Binary("fleet-updater"), ["--check"], env);
+        Assert.Equal(4, r.ExitCode);
+        Assert.Equal("app1 2.0\napp2 MISSING", r.Stdout.Trim());
+        env["APPS_TO_UPDATE"] = """{"app1":">=1.0,<3"}""";
+        env["APP_TO_IMAGE"] = $"{{\"app1\":\"{fx.Repo}\"}}";
+        r = Cmd.Run(Repo.Binary("fleet-updater"), ["--check"], env);
+        Assert.Equal(0, r.ExitCode);
+        Assert.Equal("app1 2.0", r.Stdout.Trim());
+        env["APPS_TO_UPDATE"] = """{"app1":"~="}""";
+        r = Cmd.Run(Repo.Binary("fleet-updater"), ["--check"], env);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("target of app 'app1'", r.Stderr);
+        Assert.Equal("", r.Stdout);
+        r = Cmd.Run(Repo.Binary("fleet-agent"), ["--bogus"]);
+        Assert.Equal(2, r.ExitCode);
+        Assert.Contains("usage: fleet-agent", r.Stderr);
+    }
+
+    [SkippableFact]
+    public void The_updater_exits_3_with_advice_when_redis_is_unreachable()
+    {
+        var r = Cmd.Run(Repo.Binary("fleet-updater"), [], new Dictionary<string, string?>
+        {
+            ["REDIS_HOST"] = "127.0.0.1",
+            ["REDIS_PORT"] = RedisServer.FreePort().ToString(),
+            ["APPS_TO_UPDATE"] = """{"app1":"2.0"}""",
+            ["APP_TO_IMAGE"] = $"{{\"app1\":\"{fx.Repo}\"}}",
+        }, timeout: TimeSpan.FromMinutes(2));
+        Assert.Equal(3, r.ExitCode);
+        Assert.Contains("cannot connect to Redis", r.Stderr);
+    }
+}

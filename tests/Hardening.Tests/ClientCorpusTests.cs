@@ -1,0 +1,80 @@
+using Hardening.Tests.Corpus;
+
+namespace Hardening.Tests;
+
+/// <summary>
+/// The attack corpus through the real Mender client 3.4, `app` and the docker-compose sub-module
+/// (configured with forbid_host_root_mounts = true): with application v1 installed, committed and
+/// serving, every hostile artifact fails with its clear message, v1 keeps serving, the client still
+/// reports v1, and the store is settled and consistent (`app status`).
+/// </summary>
+public sealed class ClientCorpusTests : IClassFixture<ClientCorpusTests.Device>
+{
+    private readonly Device _device;
+
+    public ClientCorpusTests(Device device) => _device = device;
+
+    public sealed class Device : IDisposable
+    {
+        private readonly Lazy<DeviceRig> _rig = new(() =>
+        {
+            var rig = new DeviceRig(subModuleConfig: "forbid_host_root_mounts = true\n");
+            rig.InstallV1();
+            return rig;
+        });
+
+        public DeviceRig Rig => _rig.Value;
+
+        public void Dispose()
+        {
+            if (_rig.IsValueCreated)
+            {
+                _rig.Value.Dispose();
+            }
+        }
+    }
+
+    public static TheoryData<string> Cases() => LibraryCorpusTests.Cases();
+
+    [SkippableTheory]
+    [MemberData(nameof(Cases))]
+    public void Each_hostile_artifact_fails_with_its_message_and_v1_keeps_serving(string name)
+    {
+        MenderClient.Require();
+        DockerEngine.RequireImages();
+        var c = HostileArtifacts.All.Single(x => x.Name == name);
+        var rig = _device.Rig;
+        var before = rig.State();
+
+        var install = rig.Client.Install(rig.Artifact(c.Build(rig.Base)));
+
+        Assert.True(install.ExitCode != 0, $"{c.Name} was installed: {install}");
+        // The client logs the module's stderr as logfmt: quotes and backslashes come escaped.
+        var output = (install.Stdout + install.Stderr).Replace("\\\\", "\u0001", StringComparison.Ordinal)
+            .Replace("\\\"", "\"", StringComparison.Ordinal).Replace("\u0001", "\\", StringComparison.Ordinal);
+        var expected = c.ClientFragment ?? c.DeviceFragment ?? c.Fragment;
+        if (Environment.GetEnvironmentVariable("HARDENING_DUMP") is { Length: > 0 } dump)
+        {
+            Directory.CreateDirectory(dump);
+            File.WriteAllLines(Path.Combine(dump, c.Name), output.Split('\n').Where(l => l.Contains("level=error", StringComparison.Ordinal) || l.Contains("app: error", StringComparison.Ordinal)));
+        }
+
+        Assert.True(output.Contains(expected, StringComparison.Ordinal), $"{c.Name} (rejected by {c.RejectedBy}): expected \"{expected}\" in the client's output: {install}");
+        if (c.ClientFragment is not null)
+        {
+            Assert.DoesNotContain("ArtifactInstall", output, StringComparison.Ordinal); // the client refused it before the module saw it
+        }
+        else
+        {
+            Assert.Contains("app: error: ", output, StringComparison.Ordinal); // our module (or its sub-module) refused it
+        }
+        Assert.Equal("v1", rig.Client.ShowArtifact());
+        Assert.Equal("web 1.0", rig.Answer());
+        var after = rig.AssertSettled("v1");
+        Assert.Equal(before.Committed, after.Committed);
+        foreach (var escaped in new[] { "/tmp/evil", "/tmp/evil.yml", "/etc/cron.d/evil" })
+        {
+            Assert.False(File.Exists(escaped), $"{escaped} exists: something escaped");
+        }
+    }
+}

@@ -1,0 +1,236 @@
+using System.Net.Sockets;
+using System.Text.Json;
+using Hardening.Tests.Corpus;
+
+namespace Hardening.Tests;
+
+/// <summary>
+/// A device: the real Mender client 3.4 (isolated), our `app` as the Update Module for payload type
+/// app, and our docker-compose sub-module on the shared engine, behind a fault-injecting wrapper
+/// (<see cref="ArmFault"/>). Application v1 (appmodule/web:1.0 under a unique tag, on a unique
+/// port) is installed and committed by <see cref="InstallV1"/>; v2 is the image the updates carry.
+/// </summary>
+public sealed class DeviceRig : IDisposable
+{
+    private readonly TempDir _root = new("hardening-device");
+    private readonly List<string> _tags = [];
+
+    public DeviceRig(int moduleTimeoutSeconds = 600, string subModuleConfig = "")
+    {
+        MenderClient.Require();
+        DockerEngine.RequireImages();
+        Client = new MenderClient(moduleTimeoutSeconds: moduleTimeoutSeconds);
+        Store = _root.Dir("store");
+        SubModules = _root.Dir("submodules");
+        Artifacts = _root.Dir("artifacts");
+        FaultFile = _root.File("fault");
+        FaultLog = _root.File("fault.log");
+        App = Unique.Name("hard");
+        Port = FreePort();
+        Client.WriteEtc("mender-app.conf",
+            $"persistent_store = \"{Store}\"\nsubmodules_dir = \"{SubModules}\"\nhealth_timeout_seconds = 60\nhealth_poll_seconds = 1\nsubmodule_timeout_seconds = 600\n");
+        Client.WriteEtc("mender-app-docker-compose.conf",
+            $"state_dir = \"{_root.Dir("compose-state")}\"\nsoak_seconds = 1\nrollout_timeout = 90\n{subModuleConfig}");
+        Client.AddModule("app", Repo.Binary("app"));
+        WriteFaultWrapper(Path.Combine(SubModules, "docker-compose"), Repo.Binary("docker-compose"));
+        V1 = SaveImage("1.0");
+        V2 = SaveImage("2.0");
+        V3 = SaveImage("3.0", "appmodule/web:2.0");
+    }
+
+    public MenderClient Client { get; }
+
+    public string Store { get; }
+
+    public string SubModules { get; }
+
+    public string Artifacts { get; }
+
+    public string FaultFile { get; }
+
+    /// <summary>One line per fault that fired: "&lt;CALL&gt; &lt;mode&gt;".</summary>
+    public string FaultLog { get; }
+
+    public string App { get; }
+
+    public int Port { get; }
+
+    public CorpusImage V1 { get; }
+
+    public CorpusImage V2 { get; }
+
+    /// <summary>The v2 image under a third reference (answers "web 2.0"): no other composition uses it, so Cleanup DELETEs it.</summary>
+    public CorpusImage V3 { get; }
+
+    public CorpusBase Base => new(App, V2, V1, url => LibraryCorpusTests.Compose(url, Port));
+
+    public string Compose(string url) => LibraryCorpusTests.Compose(url, Port);
+
+    public string Artifact(ArtifactParts parts) => parts.Write(Path.Combine(Artifacts, parts.ArtifactName + ".mender"));
+
+    public string ArtifactFor(string name, CorpusImage image) => Artifact(ArtifactParts.Valid(name, App, image, Compose(image.Url)));
+
+    /// <summary>Installs and commits v1 ("v1"); asserts it serves.</summary>
+    public void InstallV1()
+    {
+        var install = Client.Install(ArtifactFor("v1", V1));
+        Assert.True(install.ExitCode == 0, "installing v1: " + install);
+        var commit = Client.Commit();
+        Assert.True(commit.ExitCode == 0, "committing v1: " + commit);
+        Assert.Equal("web 1.0", Answer());
+    }
+
+    /// <summary>
+    /// Arms a one-shot fault: the next sub-module call <paramref name="call"/> (REQS, LOAD, STOP,
+    /// ROLLOUT, ROLLBACK, ALIVE, HEALTHY, DELETE, ...) does <paramref name="mode"/>:
+    /// kill-app-before (SIGKILL to `app` before the sub-module runs), kill-app-after (after it
+    /// succeeded), kill-self (the sub-module dies by SIGKILL before doing anything), kill-self-during
+    /// (the sub-module is SIGKILLed 1 s into its work), hang (the sub-module sleeps 600 s).
+    /// </summary>
+    public void ArmFault(string call, string mode) => File.WriteAllText(FaultFile, $"{call} {mode}\n");
+
+    public void Disarm() => File.Delete(FaultFile);
+
+    /// <summary>The PID of the sub-module that hangs (mode "hang"), once it started.</summary>
+    public int? HangingPid => File.Exists(FaultFile + ".pid") ? int.Parse(File.ReadAllText(FaultFile + ".pid").Trim(), System.Globalization.CultureInfo.InvariantCulture) : null;
+
+    public string[] FaultsFired() => File.Exists(FaultLog) ? File.ReadAllLines(FaultLog) : [];
+
+    private void WriteFaultWrapper(string path, string real)
+    {
+        // A sub-module in front of the real one: reads the armed fault, fires it once, logs it.
+        var script = $$"""
+            #!/bin/bash
+            real='{{real}}'
+            fault='{{FaultFile}}'
+            log='{{FaultLog}}'
+            call="$1"
+            mode=""
+            if [ -f "$fault" ]; then
+              read -r fcall fmode < "$fault" || true
+              if [ "$fcall" = "$call" ]; then mode="$fmode"; rm -f "$fault"; echo "$call $mode" >> "$log"; fi
+            fi
+            app_pid() {
+              local pid=$PPID
+              while [ "$pid" -gt 1 ] && [ "$(cat /proc/$pid/comm 2>/dev/null)" != "app" ]; do
+                pid=$(awk '{print $4}' /proc/$pid/stat)
+              done
+              echo "$pid"
+            }
+            case "$mode" in
+              kill-app-before) kill -KILL "$(app_pid)"; exit 137 ;;
+              kill-app-after) "$real" "$@"; rc=$?; kill -KILL "$(app_pid)"; exit $rc ;;
+              kill-self) kill -KILL $$ ;;
+              kill-self-during) "$real" "$@" & child=$!; sleep 1; kill -KILL $child; kill -KILL $$ ;;
+              hang) echo $$ > "$fault.pid"; exec sleep 600 ;;
+            esac
+            exec "$real" "$@"
+            """;
+        File.WriteAllText(path, script.Replace("\r", string.Empty, StringComparison.Ordinal) + "\n");
+        File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
+    }
+
+    private CorpusImage SaveImage(string variant, string? source = null)
+    {
+        var tag = $"{App}/web:{variant}";
+        var image = AppArtifacts.SaveDockerImage(source ?? $"appmodule/web:{variant}", tag, Artifacts);
+        DockerEngine.DockerOk("image", "rm", tag);
+        _tags.Add(tag);
+        return new CorpusImage(image.UrlNew, image.Id, image.SavedPath);
+    }
+
+    public static int FreePort()
+    {
+        using var l = new TcpListener(System.Net.IPAddress.Loopback, 0);
+        l.Start();
+        return ((System.Net.IPEndPoint)l.LocalEndpoint).Port;
+    }
+
+    /// <summary>What the application answers (waits up to <paramref name="seconds"/>), or null.</summary>
+    public string? Answer(int seconds = 30)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(2) };
+        for (var i = 0; i < seconds * 2; i++)
+        {
+            try
+            {
+                return http.GetStringAsync(new Uri($"http://127.0.0.1:{Port}/")).GetAwaiter().GetResult().Trim();
+            }
+            catch (Exception e) when (e is HttpRequestException or TaskCanceledException or IOException)
+            {
+                Thread.Sleep(500);
+            }
+        }
+
+        return null;
+    }
+
+    /// <summary>`app status` through the real binary (the store as a user sees it).</summary>
+    public CmdResult Status() =>
+        Cmd.Run(Repo.Binary("app"), ["status", App], new Dictionary<string, string?> { ["MENDER_APP_CONFIG"] = Path.Combine(Client.EtcDir, "mender-app.conf") });
+
+    /// <summary>The application's state.json as key → value (strings; null for JSON null).</summary>
+    public StoreState State()
+    {
+        using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(Store, App, "state.json")));
+        var r = doc.RootElement;
+        string? S(string k) => r.TryGetProperty(k, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
+        var pending = r.TryGetProperty("pending", out var p) && p.ValueKind == JsonValueKind.Object ? p.GetProperty("composition").GetString() : null;
+        var garbage = r.TryGetProperty("garbage", out var g) && g.ValueKind == JsonValueKind.Array ? g.EnumerateArray().Select(x => x.GetString()!).ToArray() : [];
+        return new StoreState(S("committed"), S("previous"), S("running"), pending, garbage);
+    }
+
+    /// <summary>
+    /// The store is consistent and settled: nothing pending, what runs is the last-known-good, every
+    /// composition the state names exists with its manifests, no leftovers of interrupted writes,
+    /// `app status` reads it, and every image a kept composition needs is in the engine.
+    /// </summary>
+    public StoreState AssertSettled(string expectRunningArtifact)
+    {
+        var s = State();
+        Assert.Null(s.Pending);
+        Assert.Equal(s.Committed, s.Running);
+        var dir = Path.Combine(Store, App);
+        Assert.Empty(Directory.EnumerateDirectories(dir, ".*"));
+        foreach (var id in new[] { s.Committed, s.Previous, s.Running }.Where(i => i is not null))
+        {
+            Assert.True(Directory.Exists(Path.Combine(dir, id!, "manifests")), $"composition {id} named by the state is missing");
+            using var doc = JsonDocument.Parse(File.ReadAllText(Path.Combine(dir, id!, "composition.json")));
+            foreach (var image in doc.RootElement.GetProperty("images").EnumerateArray())
+            {
+                var url = image.GetProperty("url").GetString()!;
+                Assert.True(DockerEngine.ImageId(url) is not null, $"image {url} of kept composition {id} was deleted");
+            }
+        }
+
+        var status = Status();
+        Assert.True(status.ExitCode == 0, status.ToString());
+        Assert.Contains($"running:        {expectRunningArtifact} (", status.Stdout, StringComparison.Ordinal);
+        Assert.Contains("pending:        -", status.Stdout, StringComparison.Ordinal);
+        return s;
+    }
+
+    public void Dispose()
+    {
+        var ids = DockerEngine.Docker("ps", "-aq", "--filter", $"label=com.docker.compose.project={App}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        if (ids.Length > 0)
+        {
+            DockerEngine.Docker(["rm", "-f", .. ids]);
+        }
+
+        foreach (var n in DockerEngine.Docker("network", "ls", "-q", "--filter", $"label=com.docker.compose.project={App}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            DockerEngine.Docker("network", "rm", n);
+        }
+
+        foreach (var t in _tags)
+        {
+            DockerEngine.Docker("image", "rm", t);
+        }
+
+        Client.Dispose();
+        _root.Dispose();
+    }
+}
+
+public sealed record StoreState(string? Committed, string? Previous, string? Running, string? Pending, IReadOnlyList<string> Garbage);

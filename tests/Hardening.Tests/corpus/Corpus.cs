@@ -1,0 +1,299 @@
+using System.Formats.Tar;
+using System.Text;
+
+namespace Hardening.Tests.Corpus;
+
+/// <summary>What a corpus case starts from: a valid app artifact for <see cref="App"/> that would
+/// replace the running v1 with <see cref="Image"/>, and a second image for cases that need one.</summary>
+public sealed record CorpusBase(string App, CorpusImage Image, CorpusImage Other, Func<string, string> Compose)
+{
+    public ArtifactParts Valid(string artifactName) => ArtifactParts.Valid(artifactName, App, Image, Compose(Image.Url));
+
+    public string ImageDir => $"images/{Image.Id}/";
+}
+
+/// <summary>Who rejects a hostile artifact first.</summary>
+public enum Layer
+{
+    /// <summary>ArtifactReader (outer tar, manifest, checksums, header.tar, data/0000.tar): also the Mender client's own reader.</summary>
+    ArtifactReader,
+
+    /// <summary>AppMetadata.Parse / MetadataValidator.</summary>
+    Metadata,
+
+    /// <summary>ImagesPayload (images.tar.gz).</summary>
+    ImagesPayload,
+
+    /// <summary>ManifestsPayload (manifests.tar.gz, safe extraction).</summary>
+    ManifestsPayload,
+
+    /// <summary>the app module's pre-checks (beyond the library).</summary>
+    App,
+
+    /// <summary>the docker-compose sub-module (ROLLOUT).</summary>
+    SubModule,
+}
+
+/// <param name="Name">short kebab-case id, also the artifact's name</param>
+/// <param name="RejectedBy">the first layer that rejects it</param>
+/// <param name="Error">the exception class the library throws (null when the library accepts it and a later layer rejects)</param>
+/// <param name="Fragment">a fragment of the error message (at the rejecting layer)</param>
+/// <param name="ClientFragment">what the Mender client's output shows, when the client's own reader rejects it first</param>
+/// <param name="SubModuleConfig">extra lines for mender-app-docker-compose.conf</param>
+/// <param name="DeviceFragment">what the device's output shows when it differs from the library's message (the client changed the artifact on the way)</param>
+public sealed record CorpusCase(
+    string Name,
+    Layer RejectedBy,
+    string? Error,
+    string Fragment,
+    Func<CorpusBase, ArtifactParts> Build,
+    string? ClientFragment = null,
+    string? SubModuleConfig = null,
+    string? DeviceFragment = null)
+{
+    public override string ToString() => Name;
+}
+
+/// <summary>The attack corpus: every case is generated here from a valid artifact by breaking one thing.</summary>
+public static class HostileArtifacts
+{
+    private const string Format = "ArtifactFormatException";
+    private const string Checksum = "ArtifactChecksumException";
+    private const string Unsafe = "UnsafeArchiveEntryException";
+
+    private static byte[] B(string s) => Encoding.UTF8.GetBytes(s);
+
+    private static ArtifactParts V(CorpusBase b, string name) => b.Valid(name);
+
+    private static IReadOnlyList<TarSpec> With(IReadOnlyList<TarSpec> entries, params TarSpec[] extra) => [.. entries, .. extra];
+
+    private static IReadOnlyList<TarSpec> Without(IReadOnlyList<TarSpec> entries, string suffix) => entries.Where(e => !e.Name.EndsWith(suffix, StringComparison.Ordinal)).ToList();
+
+    private static IReadOnlyList<TarSpec> Replace(IReadOnlyList<TarSpec> entries, string suffix, TarSpec by) =>
+        entries.Select(e => e.Name.EndsWith(suffix, StringComparison.Ordinal) ? by : e).ToList();
+
+    private static string FlipFirstSumOf(string manifest, string path) =>
+        string.Join('\n', manifest.Split('\n').Select(l => l.EndsWith("  " + path, StringComparison.Ordinal) ? (l[0] == '0' ? "1" : "0") + l[1..] : l));
+
+    private static string FirstLinePerPath(string manifest) =>
+        string.Concat(manifest.Split('\n', StringSplitOptions.RemoveEmptyEntries).DistinctBy(l => l[66..]).Select(l => l + "\n"));
+
+    private static List<TarSpec> Member(List<TarSpec> outer, string name, Func<TarSpec, TarSpec> edit) =>
+        outer.Select(o => o.Name == name ? edit(o) : o).ToList();
+
+    /// <summary>The meta-data of the valid artifact with <paramref name="edit"/> applied to its fields.</summary>
+    private static ArtifactParts Meta(CorpusBase b, string name, string? app = null, string? orchestrator = null, IReadOnlyDictionary<string, string>? env = null) =>
+        V(b, name) with { MetaData = ArtifactParts.Meta(app ?? b.App, [b.Image.Id], orchestrator ?? "docker-compose", env: env) };
+
+    public static IReadOnlyList<CorpusCase> All { get; } = Build();
+
+    private static List<CorpusCase> Build()
+    {
+        var c = new List<CorpusCase>();
+        void Add(string name, Layer layer, string? error, string fragment, Func<CorpusBase, ArtifactParts> build, string? client = null, string? config = null, string? device = null) =>
+            c.Add(new CorpusCase(name, layer, error, fragment, b => build(b) with { ArtifactName = name }, client, config, device));
+
+        // ------------------------------------------------ outer tar, manifest, checksums (ArtifactReader; the client rejects these first)
+        Add("empty-file", Layer.ArtifactReader, Format, "is empty or not a tar file",
+            b => V(b, "x") with { EditFile = _ => [] }, client: "can not read version file: readNext: Failed to get next header: EOF");
+        Add("not-a-tar", Layer.ArtifactReader, Format, "cannot be read",
+            b => V(b, "x") with { EditFile = _ => B(new string('x', 3000)) }, client: "archive/tar: invalid tar header");
+        Add("truncated-outer-tar-in-payload", Layer.ArtifactReader, Format, "is truncated",
+            b => V(b, "x") with { EditFile = f => f[..(f.Length - 4096)] }, client: "images.tar.gz: Unable to stream into");
+        Add("truncated-outer-tar-after-header", Layer.ArtifactReader, Format, "ends before its data member",
+            b => V(b, "x") with { EditOuter = o => o.Where(m => m.Name != "data/0000.tar").ToList() }, client: "that were not part of artifact: data/0000/images.tar.gz");
+        Add("truncated-outer-tar-in-manifest", Layer.ArtifactReader, Format, "member \"manifest\" is truncated",
+            b => V(b, "x") with { EditFile = f => f[..(512 + 512 + 512 + 100)] }, client: "from the tar reader: unexpected EOF");
+        Add("wrong-manifest-checksum-of-images", Layer.ArtifactReader, Checksum, "\"data/0000/images.tar.gz\" has sha256",
+            b => V(b, "x") with { EditManifest = m => FlipFirstSumOf(m, "data/0000/images.tar.gz") }, client: "invalid checksum; expected:");
+        Add("wrong-manifest-checksum-of-header", Layer.ArtifactReader, Checksum, "\"header.tar\" has sha256",
+            b => V(b, "x") with { EditManifest = m => FlipFirstSumOf(m, "header.tar") }, client: "can not read artifact header file");
+        Add("wrong-manifest-checksum-of-version", Layer.ArtifactReader, Checksum, "\"version\" has sha256",
+            b => V(b, "x") with { EditManifest = m => FlipFirstSumOf(m, "version") }, client: "readHeaderV3: invalid checksum; expected:");
+        Add("payload-file-not-in-manifest", Layer.ArtifactReader, Checksum, "is not listed in the manifest",
+            b => V(b, "x") with { EditManifest = m => string.Join('\n', m.Split('\n').Where(l => !l.EndsWith("manifests.tar.gz", StringComparison.Ordinal))) }, client: "can not find data file: manifests.tar.gz");
+        Add("manifest-lists-a-missing-payload-file", Layer.ArtifactReader, Checksum, "listed in the manifest but missing",
+            b => V(b, "x") with { EditManifest = m => m + new string('a', 64) + "  data/0000/extra.bin\n" }, client: "that were not part of artifact: data/0000/extra.bin");
+        Add("manifest-line-malformed", Layer.ArtifactReader, Format, "is not \"<sha256>  <path>\"",
+            b => V(b, "x") with { EditManifest = m => m + "not a checksum line\n" }, client: "checksum: malformed checksum line");
+        Add("manifest-lists-a-path-twice", Layer.ArtifactReader, Format, "lists \"version\" twice",
+            b => V(b, "x") with { EditManifest = m => m + m.Split('\n').First(l => l.EndsWith("  version", StringComparison.Ordinal)) + "\n" }, client: "checksum store: file already exists");
+        Add("version-not-first", Layer.ArtifactReader, Format, "first member is \"manifest\"",
+            b => V(b, "x") with { EditOuter = o => [o[1], o[0], .. o.Skip(2)] }, client: "can not read version file: invalid argument");
+        Add("version-2-format", Layer.ArtifactReader, Format, "only version 3 is supported",
+            b => V(b, "x") with { VersionJson = "{\"format\":\"mender\",\"version\":2}" }, client: "Required field 'CompatibleDevices' not found");
+        Add("duplicate-outer-data-member", Layer.ArtifactReader, Format, "unexpected member \"data/0000.tar\" after data/0000",
+            b => V(b, "x") with { EditOuter = o => [.. o, o[^1]] }, client: "can not install Payload: images.tar.gz");
+        Add("augmented-artifact", Layer.ArtifactReader, Format, "augmented artifacts",
+            b => V(b, "x") with { EditOuter = o => [o[0], o[1], new TarSpec("manifest-augment", Data: B("x")), .. o.Skip(2)] }, client: "Garbled entry in manifest: 'x'");
+        Add("huge-declared-size-of-manifest-member", Layer.ArtifactReader, Unsafe, "more than the limit",
+            b => V(b, "x") with { EditOuter = o => Member(o, "manifest", m => m with { DeclaredSize = 1L << 40 }) }, client: "from the tar reader: unexpected EOF");
+        Add("header-gzip-bomb", Layer.ArtifactReader, Unsafe, "header.tar holds more than",
+            b => V(b, "x") with
+            {
+                HeaderMember = tar => ("header.tar.gz", ArtifactParts.GzipBomb(ArtifactParts.RawHeader("header-info", 1L << 30, (byte)'0'), 1024)),
+            }, client: "Could not parse header element header-info");
+        Add("header-entry-is-a-symlink", Layer.ArtifactReader, Unsafe, "header entry \"headers/0000/meta-data\" is a SymbolicLink",
+            b => V(b, "x") with { MetaData = null, ExtraHeaderEntries = [new TarSpec("headers/0000/meta-data", TarEntryType.SymbolicLink, Link: "/etc/shadow")] }, device: "the artifact has no meta-data");
+        Add("header-info-invalid-json", Layer.ArtifactReader, Format, "header-info is not valid JSON",
+            b => V(b, "x") with { HeaderInfo = "{\"payloads\": [" }, client: "Could not parse header element header-info: unexpected EOF");
+        Add("payload-entry-with-dotdot", Layer.ArtifactReader, Unsafe, "is not a plain file name",
+            b => V(b, "x") with { ExtraPayloadFiles = [("../../../tmp/evil", B("x"))] }, client: "Malformed manifest entry: 'data/0000/../../../tmp/evil'");
+        Add("payload-entry-absolute", Layer.ArtifactReader, Unsafe, "is not a plain file name",
+            b => V(b, "x") with { ExtraPayloadFiles = [("/tmp/evil", B("x"))] }, client: "Malformed manifest entry: 'data/0000//tmp/evil'");
+        Add("payload-duplicate-entry", Layer.ArtifactReader, Unsafe, "payload file \"images.tar.gz\" appears twice",
+            b => V(b, "x") with { ExtraPayloadFiles = [("images.tar.gz", B("x"))], EditManifest = FirstLinePerPath }, client: "images.tar.gz: file exists");
+        Add("truncated-payload", Layer.ArtifactReader, Format, "damaged, truncated or not a Mender artifact",
+            b => V(b, "x") with
+            {
+                EditOuter = o => Member(o, "data/0000.tar", d => d with { Data = d.Data![..(d.Data!.Length / 2)] }),
+            }, client: "images.tar.gz: Unable to stream into");
+
+        // ------------------------------------------------ meta-data (AppMetadata / MetadataValidator)
+        Add("meta-data-invalid-json", Layer.ArtifactReader, Format, "header/meta-data is not valid JSON",
+            b => V(b, "x") with { MetaData = "{\"application_name\": \"x\"," }, client: "error reading meta-data: unexpected EOF");
+        Add("meta-data-not-an-object", Layer.Metadata, Format, "must be a JSON object",
+            b => V(b, "x") with { MetaData = "[1,2,3]" }, client: "Top level object in meta-data must be a JSON object");
+        Add("meta-data-wrong-type", Layer.Metadata, Format, "meta-data field \"images\" must be a list",
+            b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, []).Replace("\"images\":[]", "\"images\":\"all\"", StringComparison.Ordinal) });
+        Add("orchestrator-with-slash", Layer.Metadata, Format, "meta-data field \"orchestrator\" is \"/bin/sh\"",
+            b => Meta(b, "x", orchestrator: "/bin/sh"));
+        Add("orchestrator-with-dotdot", Layer.Metadata, Format, "meta-data field \"orchestrator\" is \"../../../bin/sh\"",
+            b => Meta(b, "x", orchestrator: "../../../bin/sh"));
+        Add("orchestrator-dotdot-only", Layer.Metadata, Format, "meta-data field \"orchestrator\" is \"..\"",
+            b => Meta(b, "x", orchestrator: ".."));
+        Add("app-name-with-semicolon", Layer.Metadata, Format, "meta-data field \"application_name\" is \"web; rm -rf /\"",
+            b => Meta(b, "x", app: "web; rm -rf /"));
+        Add("app-name-with-command-substitution", Layer.Metadata, Format, "meta-data field \"application_name\" is \"$(reboot)\"",
+            b => Meta(b, "x", app: "$(reboot)"));
+        Add("app-name-with-backticks", Layer.Metadata, Format, "meta-data field \"application_name\" is \"`id`\"",
+            b => Meta(b, "x", app: "`id`"));
+        Add("app-name-with-path", Layer.Metadata, Format, "meta-data field \"application_name\" is \"../other\"",
+            b => Meta(b, "x", app: "../other"));
+        Add("app-name-with-newline", Layer.Metadata, Format, "meta-data field \"application_name\" is \"web\\nx\"",
+            b => Meta(b, "x", app: "web\nx"));
+        Add("app-name-with-trailing-newline", Layer.Metadata, Format, "meta-data field \"application_name\" is \"web\\n\"",
+            b => Meta(b, "x", app: "web\n"));
+        Add("orchestrator-with-trailing-newline", Layer.Metadata, Format, "meta-data field \"orchestrator\" is \"docker-compose\\n\"",
+            b => Meta(b, "x", orchestrator: "docker-compose\n"));
+        Add("env-key-with-trailing-newline", Layer.Metadata, Format, "has the key \"TAG\\n\"",
+            b => Meta(b, "x", env: new Dictionary<string, string> { ["TAG\n"] = "1" }));
+        Add("env-key-with-shell-injection", Layer.Metadata, Format, "has the key \"X;reboot\"",
+            b => Meta(b, "x", env: new Dictionary<string, string> { ["X;reboot"] = "1" }));
+        Add("env-key-with-equals", Layer.Metadata, Format, "has the key \"A=B\"",
+            b => Meta(b, "x", env: new Dictionary<string, string> { ["A=B"] = "1" }));
+        Add("env-value-with-nul", Layer.Metadata, Format, "contains a NUL character",
+            b => Meta(b, "x", env: new Dictionary<string, string> { ["TAG"] = "1\0; reboot" }));
+        Add("env-key-ld-preload", Layer.Metadata, Format, "has the key \"LD_PRELOAD\"",
+            b => Meta(b, "x", env: new Dictionary<string, string> { ["LD_PRELOAD"] = "/data/mender-app/x/c-000002/manifests/evil.so" }));
+        Add("env-key-path", Layer.Metadata, Format, "has the key \"PATH\"",
+            b => Meta(b, "x", env: new Dictionary<string, string> { ["PATH"] = "/tmp/evil-bin" }));
+        Add("env-key-docker-host", Layer.Metadata, Format, "has the key \"DOCKER_HOST\"",
+            b => Meta(b, "x", env: new Dictionary<string, string> { ["DOCKER_HOST"] = "tcp://attacker.example:2375" }));
+        Add("env-key-submodule-config", Layer.Metadata, Format, "has the key \"MENDER_APP_DOCKER_COMPOSE_CONF\"",
+            b => Meta(b, "x", env: new Dictionary<string, string> { ["MENDER_APP_DOCKER_COMPOSE_CONF"] = "/tmp/evil.conf" }));
+        Add("env-not-an-object", Layer.Metadata, Format, "meta-data field \"env\" must be an object",
+            b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [b.Image.Id])[..^1] + ",\"env\":[\"A=1\"]}" });
+
+        // ------------------------------------------------ images.tar.gz (ImagesPayload)
+        Add("images-entry-with-dotdot", Layer.ImagesPayload, Unsafe, "is outside images/<id>/",
+            b => V(b, "x") with { Images = With(V(b, "x").Images, TarSpec.File("images/../../etc/passwd", "x")) });
+        Add("images-entry-absolute", Layer.ImagesPayload, Unsafe, "is outside images/<id>/",
+            b => V(b, "x") with { Images = With(V(b, "x").Images, TarSpec.File("/" + b.ImageDir + "url-new.txt", "evil:1\n")) });
+        Add("images-symlink-outside", Layer.ImagesPayload, Unsafe, "is a SymbolicLink",
+            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", TarEntryType.SymbolicLink, Link: "/etc/shadow")) });
+        Add("images-hardlink-outside", Layer.ImagesPayload, Unsafe, "is a HardLink",
+            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", TarEntryType.HardLink, Link: "/etc/shadow")) });
+        Add("images-device-node", Layer.ImagesPayload, Unsafe, "is a CharacterDevice",
+            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", TarEntryType.CharacterDevice)) });
+        Add("images-duplicate-image", Layer.ImagesPayload, Unsafe, "image.img appears twice",
+            b => V(b, "x") with { Images = With(V(b, "x").Images, new TarSpec(b.ImageDir + "image.img", Data: B("second"))) });
+        Add("images-missing-url-new", Layer.ImagesPayload, Format, "has no url-new.txt",
+            b => V(b, "x") with { Images = Without(V(b, "x").Images, "/url-new.txt") });
+        Add("images-sums-new-mismatch", Layer.ImagesPayload, Format, "sums-new.txt is \"" + new string('e', 64) + "\" but the directory is named",
+            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/sums-new.txt", TarSpec.File(b.ImageDir + "sums-new.txt", new string('e', 64) + "\n")) });
+        Add("images-url-new-two-lines", Layer.ImagesPayload, Format, "url-new.txt is",
+            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/url-new.txt", TarSpec.File(b.ImageDir + "url-new.txt", b.Image.Url + "\nevil:1\n")) });
+        Add("images-huge-declared-size", Layer.ImagesPayload, Unsafe, "url-new.txt is 1099511627776 bytes, more than 4096",
+            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/url-new.txt", new TarSpec(b.ImageDir + "url-new.txt", Data: B(b.Image.Url), DeclaredSize: 1L << 40)) });
+        Add("images-gzip-bomb", Layer.ImagesPayload, Unsafe, "url-new.txt is 2147483648 bytes, more than 4096",
+            b => V(b, "x") with
+            {
+                ImagesBytes = _ => ArtifactParts.GzipBomb(ArtifactParts.RawHeader(b.ImageDir + "url-new.txt", 2L << 30, (byte)'0'), 2048, new byte[1024]),
+            });
+        Add("images-dir-not-an-id", Layer.ImagesPayload, Unsafe, "is not named by a 64-hex image ID",
+            b => V(b, "x") with { Images = With(V(b, "x").Images, TarSpec.File("images/evil/url-new.txt", "x\n")) });
+        Add("images-unknown-file", Layer.ImagesPayload, Unsafe, "unexpected file",
+            b => V(b, "x") with { Images = With(V(b, "x").Images, TarSpec.File(b.ImageDir + "run.sh", "#!/bin/sh\nreboot\n")) });
+        Add("images-truncated-gzip", Layer.ImagesPayload, Format, "cannot be read",
+            b => V(b, "x") with { ImagesBytes = g => g[..(g.Length / 2)] });
+
+        // ------------------------------------------------ manifests.tar.gz (ManifestsPayload)
+        IReadOnlyList<TarSpec> M(CorpusBase b, params TarSpec[] extra) => With(V(b, "x").Manifests, extra);
+        Add("manifests-entry-with-dotdot", Layer.ManifestsPayload, Unsafe, "contains '..'",
+            b => V(b, "x") with { Manifests = M(b, TarSpec.File("manifests/../../../../tmp/evil.yml", "x")) });
+        Add("manifests-entry-absolute", Layer.ManifestsPayload, Unsafe, "has an absolute path",
+            b => V(b, "x") with { Manifests = M(b, TarSpec.File("/etc/cron.d/evil", "* * * * * root reboot\n")) });
+        Add("manifests-symlink-absolute", Layer.ManifestsPayload, Unsafe, "which is absolute or leaves its directory",
+            b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/etc", TarEntryType.SymbolicLink, Link: "/etc")) });
+        Add("manifests-symlink-dotdot", Layer.ManifestsPayload, Unsafe, "which is absolute or leaves its directory",
+            b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/up", TarEntryType.SymbolicLink, Link: "../../../..")) });
+        Add("manifests-hardlink-outside", Layer.ManifestsPayload, Unsafe, "outside manifests/",
+            b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/passwd", TarEntryType.HardLink, Link: "/etc/passwd")) });
+        Add("manifests-character-device", Layer.ManifestsPayload, Unsafe, "is a CharacterDevice",
+            b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/mem", TarEntryType.CharacterDevice)) });
+        Add("manifests-block-device", Layer.ManifestsPayload, Unsafe, "is a BlockDevice",
+            b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/sda", TarEntryType.BlockDevice)) });
+        Add("manifests-fifo", Layer.ManifestsPayload, Unsafe, "is a Fifo",
+            b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/pipe", TarEntryType.Fifo)) });
+        Add("manifests-duplicate-entry", Layer.ManifestsPayload, Unsafe, "appears twice",
+            b => V(b, "x") with { Manifests = M(b, TarSpec.File("manifests/docker-compose.yml", "services: {}\n")) });
+        Add("manifests-huge-declared-size", Layer.ManifestsPayload, Unsafe, "is 109951162777600 bytes, more than the limit",
+            b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/big.yml", Data: B("x"), DeclaredSize: 100L << 40)) });
+        Add("manifests-gzip-bomb", Layer.ManifestsPayload, Unsafe, "more than the limit",
+            b => V(b, "x") with
+            {
+                ManifestsBytes = _ => ArtifactParts.GzipBomb(
+                    [.. ArtifactParts.RawTar([TarSpec.File("manifests/docker-compose.yml", b.Compose(b.Image.Url))], endMarker: false), .. ArtifactParts.RawHeader("manifests/bomb.yml", 1L << 30, (byte)'0')],
+                    1024, new byte[1024]),
+            });
+        Add("manifests-too-many-entries", Layer.ManifestsPayload, Unsafe, "has more than 10000 entries",
+            b => V(b, "x") with { Manifests = M(b, Enumerable.Range(0, 10_001).Select(i => TarSpec.File($"manifests/f{i}.yml", "")).ToArray()) });
+        Add("manifests-entry-outside-manifests", Layer.ManifestsPayload, Unsafe, "is outside manifests/",
+            b => V(b, "x") with { Manifests = M(b, TarSpec.File("etc/passwd", "root::0:0::/:/bin/sh\n")) });
+
+        // ------------------------------------------------ accepted by the library, rejected by the app's pre-checks
+        Add("null-meta-data", Layer.App, null, "the artifact has no meta-data",
+            b => V(b, "x") with { MetaData = "null" }, client: "Top level object in meta-data must be a JSON object");
+        Add("no-meta-data", Layer.App, null, "the artifact has no meta-data",
+            b => V(b, "x") with { MetaData = null });
+        Add("image-not-listed-in-meta-data", Layer.App, null, "is not listed in meta-data \"images\"",
+            b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [b.Other.Id]) });
+        Add("image-payload-is-another-image", Layer.App, null, "but sums-new.txt says",
+            b => V(b, "x") with
+            {
+                Images = ArtifactParts.ImageEntries(b.Other with { Id = b.Image.Id }),
+            });
+        Add("image-payload-not-a-saved-image", Layer.App, null, "is not a saved image",
+            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", Data: B("MZ not an image"))) });
+        Add("orchestrator-not-installed", Layer.App, null, "no executable sub-module",
+            b => Meta(b, "x", orchestrator: "no-such-orchestrator"));
+        Add("missing-manifests-payload", Layer.App, null, "has no payload file manifests.tar.gz",
+            b => V(b, "x") with { OmitManifestsPayload = true });
+        Add("empty-manifests", Layer.App, null, "holds no manifest files",
+            b => V(b, "x") with { Manifests = [TarSpec.Dir("manifests/")] });
+        Add("delta-base-missing", Layer.App, null, "is not on the device",
+            b => V(b, "x") with { Images = ArtifactParts.ImageEntries(b.Image, urlCurrent: "appmodule/no-such-base:0", sumsCurrent: new string('b', 64)), MetaData = ArtifactParts.Meta(b.App, [b.Image.Id, new string('b', 64)]) });
+
+        // ------------------------------------------------ accepted by app, rejected by the docker-compose sub-module's ROLLOUT
+        Add("compose-mounts-host-root", Layer.SubModule, null, "mounts the host's root directory",
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(b.Compose(b.Image.Url) + "    volumes:\n      - /:/host\n") },
+            config: "forbid_host_root_mounts = true\n");
+        Add("compose-mounts-host-root-long-syntax", Layer.SubModule, null, "mounts the host's root directory",
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(b.Compose(b.Image.Url) + "    volumes:\n      - type: bind\n        source: /\n        target: /host\n") },
+            config: "forbid_host_root_mounts = true\n");
+        Add("compose-image-not-in-artifact", Layer.SubModule, null, "ROLLOUT never pulls",
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(b.Compose("appmodule/not-in-artifact:6.6")) });
+        return c;
+    }
+}

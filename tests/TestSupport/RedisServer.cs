@@ -1,0 +1,76 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+
+namespace TestSupport;
+
+/// <summary>A private <c>redis-server</c> on a random loopback port, for one test class (IClassFixture) or
+/// created directly with extra arguments (e.g. <c>--requirepass</c>, ACL <c>--user</c> lines).</summary>
+public sealed class RedisServer : IDisposable
+{
+    private readonly Process _process;
+    public int Port { get; }
+    public string Host => "127.0.0.1";
+
+    public RedisServer() : this([], 0) { }
+
+    /// <summary>A server started with extra arguments, e.g. <c>--requirepass pw</c>.</summary>
+    public static RedisServer Start(params string[] extraArgs) => new(extraArgs, 0);
+
+    private RedisServer(IEnumerable<string> extraArgs, int _)
+    {
+        Port = FreePort();
+        var psi = new ProcessStartInfo("redis-server")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var a in new[] { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no" }.Concat(extraArgs))
+            psi.ArgumentList.Add(a);
+        _process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start redis-server (is it installed? apt-get install redis-server)");
+        _process.OutputDataReceived += (_, _) => { };
+        _process.ErrorDataReceived += (_, _) => { };
+        _process.BeginOutputReadLine();
+        _process.BeginErrorReadLine();
+        var deadline = DateTime.UtcNow.AddSeconds(20);
+        while (true)
+        {
+            if (_process.HasExited) throw new InvalidOperationException($"redis-server exited with {_process.ExitCode} at start (port {Port})");
+            try
+            {
+                using var c = new TcpClient();
+                c.Connect(IPAddress.Loopback, Port);
+                break;
+            }
+            catch (SocketException) when (DateTime.UtcNow < deadline) { Thread.Sleep(50); }
+        }
+    }
+
+    /// <summary>Runs redis-cli against this server and returns its stdout (for assertions on raw state).</summary>
+    public string Cli(params string[] args)
+    {
+        var psi = new ProcessStartInfo("redis-cli") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        foreach (var a in new[] { "-h", Host, "-p", Port.ToString() }.Concat(args)) psi.ArgumentList.Add(a);
+        using var p = Process.Start(psi)!;
+        var output = p.StandardOutput.ReadToEnd();
+        p.WaitForExit();
+        return output.TrimEnd('\n');
+    }
+
+    public static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    public void Dispose()
+    {
+        try { if (!_process.HasExited) { _process.Kill(); _process.WaitForExit(5000); } }
+        catch (InvalidOperationException) { }
+        _process.Dispose();
+    }
+}
