@@ -13,8 +13,13 @@ set +e
 dotnet test AppModule.sln -c Debug --no-build -nologo --filter "Category!=Faults" --logger "console;verbosity=minimal" 2>&1 | tee out/test.log
 rc=${PIPESTATUS[0]}
 set -e
-# The runner's summary, one line per test project, ends the output.
+# The runner's summary, one line per test project, ends the output, after one line per failed test
+# (its name and the first line of its message), so that the tail of a CI log says what failed.
 echo
+echo "==> failed tests"
+awk '/^  Failed .* \[[^]]*\]$/ { name = $0; sub(/^  Failed /, "", name); sub(/ \[[^]]*\]$/, "", name); want = 0; next }
+     name != "" && /^  Error Message:/ { want = 1; next }
+     want { sub(/^ +/, ""); print "FAILED " name ": " substr($0, 1, 240); name = ""; want = 0 }' out/test.log
 echo "==> test summary"
 grep -E '^\s*(Passed!|Failed!)' out/test.log || true
 exit "$rc"

@@ -62,7 +62,7 @@ try
             catch (HttpRequestException) when (i < 200) { await Task.Delay(50); }
         }
     foreach (var (src, tag) in new[] { ("appmodule/web:1.0", "1.0"), ("appmodule/web:2.0", "2.0") })
-        Run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", $"docker-daemon:{src}", $"docker://127.0.0.1:{regPort}/fleetbench/web:{tag}");
+        Run("skopeo", "copy", "--quiet", "--dest-tls-verify=false", "--src-daemon-host", Environment.GetEnvironmentVariable("DOCKER_HOST") is { Length: > 0 } dockerHost ? dockerHost : "unix:///var/run/docker.sock", $"docker-daemon:{src}", $"docker://127.0.0.1:{regPort}/fleetbench/web:{tag}");
 
     using var cts = new CancellationTokenSource();
     var ro = new RedisOptions { Host = "127.0.0.1", Port = redisPort };

@@ -290,7 +290,7 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
         try { images.Save(tagged, tar); }
         finally { Tools.Run(Tools.Docker, ["rmi", tagged]); }
         var oci = _dir["two-oci"];
-        Tools.MustRun("skopeo", "copy", "--quiet", $"docker-daemon:{images.Web}", $"oci:{oci}:offline/two:1");
+        Tools.MustRun("skopeo", ["copy", "--quiet", .. DockerEngine.SkopeoSource(images.Web), $"oci:{oci}:offline/two:1"]);
         var output = _dir["offline.mender"];
         var r = Tools.Run(Tools.AppGen, ["-n", "off-1", "-t", "d", "-a", "app", "-r", "docker-compose", "-p", "linux/amd64", "-m", _dir["m"], "-o", output,
             "--image-file", tar, "--image-file", oci], env: new Dictionary<string, string> { ["DOCKER_HOST"] = "unix:///nonexistent/docker.sock" });
@@ -489,8 +489,8 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
         ComposeDir(images.V2);
         var oci1 = _dir["oci1"];
         var oci2 = _dir["oci2"];
-        Tools.MustRun("skopeo", "copy", "--quiet", $"docker-daemon:{images.V1}", $"oci:{oci1}:oci/app:1");
-        Tools.MustRun("skopeo", "copy", "--quiet", $"docker-daemon:{images.V2}", $"oci:{oci2}:oci/app:2");
+        Tools.MustRun("skopeo", ["copy", "--quiet", .. DockerEngine.SkopeoSource(images.V1), $"oci:{oci1}:oci/app:1"]);
+        Tools.MustRun("skopeo", ["copy", "--quiet", .. DockerEngine.SkopeoSource(images.V2), $"oci:{oci2}:oci/app:2"]);
         var output = _dir["oci.mender"];
         var r = Gen(output, "--image-file", oci1, "--image-file", oci2, "--image", "oci/app:1,oci/app:2", "--deep-delta");
         Assert.True(r.ExitCode == 0, r.ToString());

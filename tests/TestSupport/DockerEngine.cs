@@ -27,6 +27,9 @@ public static class DockerEngine
         _ = Images.Value;
     }
 
+    /// <summary>skopeo's source arguments for an engine image: skopeo (1.9) ignores $DOCKER_HOST, so the endpoint is passed.</summary>
+    public static string[] SkopeoSource(string image) => ["--src-daemon-host", Host, $"docker-daemon:{image}"];
+
     public static CmdResult Docker(params string[] args) => Cmd.Run(Cli, args, timeout: TimeSpan.FromMinutes(5));
 
     public static string DockerOk(params string[] args)

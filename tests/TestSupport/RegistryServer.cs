@@ -69,7 +69,7 @@ public sealed class RegistryServer : IDisposable
         var dest = $"{Address}/{repoAndTag}";
         var args = new List<string> { "copy", "--quiet", "--dest-tls-verify=false" };
         if (destCreds is not null) { args.Add("--dest-creds"); args.Add(destCreds); }
-        args.Add($"docker-daemon:{engineImage}");
+        args.AddRange(DockerEngine.SkopeoSource(engineImage));
         args.Add($"docker://{dest}");
         Run("skopeo", args);
         return dest;
