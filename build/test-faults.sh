@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The fault-injection matrix (tests/Hardening.Tests, Category=Faults): SIGKILLs `app` or the
 # docker-compose sub-module at each step of ArtifactInstall/Commit/Rollback/Cleanup under the real
-# Mender client. Slow (several real updates per cell), so it is not part of `make test`; CI runs both.
+# Mender client, plus the engine's own faults on a private dockerd (restarted during ROLLOUT, its
+# disk filling up during LOAD). Slow (several real updates per cell), so it is not part of
+# `make test`; CI runs both.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"

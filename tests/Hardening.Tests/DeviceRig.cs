@@ -14,11 +14,19 @@ public sealed class DeviceRig : IDisposable
 {
     private readonly TempDir _root = new("hardening-device");
     private readonly List<string> _tags = [];
+    private readonly PrivateDockerd? _engine;
 
-    public DeviceRig(int moduleTimeoutSeconds = 600, string subModuleConfig = "")
+    /// <param name="engine">an engine of the test's own for the application (the images are still saved from the shared one); null: the shared engine.</param>
+    public DeviceRig(int moduleTimeoutSeconds = 600, string subModuleConfig = "", PrivateDockerd? engine = null)
     {
         MenderClient.Require();
         DockerEngine.RequireImages();
+        _engine = engine;
+        if (engine is not null)
+        {
+            subModuleConfig += $"\ndocker_host = \"{engine.Host}\"\n";
+        }
+
         Client = new MenderClient(moduleTimeoutSeconds: moduleTimeoutSeconds);
         Store = _root.Dir("store");
         SubModules = _root.Dir("submodules");
@@ -85,7 +93,9 @@ public sealed class DeviceRig : IDisposable
     /// ROLLOUT, ROLLBACK, ALIVE, HEALTHY, DELETE, ...) does <paramref name="mode"/>:
     /// kill-app-before (SIGKILL to `app` before the sub-module runs), kill-app-after (after it
     /// succeeded), kill-self (the sub-module dies by SIGKILL before doing anything), kill-self-during
-    /// (the sub-module is SIGKILLed 1 s into its work), hang (the sub-module sleeps 600 s).
+    /// (the sub-module is SIGKILLed 1 s into its work), hang (the sub-module sleeps 600 s),
+    /// hook-during (1 s into the sub-module's work the test's <see cref="RunHooked"/> hook runs, while
+    /// the sub-module goes on).
     /// </summary>
     public void ArmFault(string call, string mode) => File.WriteAllText(FaultFile, $"{call} {mode}\n");
 
@@ -93,6 +103,54 @@ public sealed class DeviceRig : IDisposable
 
     /// <summary>The PID of the sub-module that hangs (mode "hang"), once it started.</summary>
     public int? HangingPid => File.Exists(FaultFile + ".pid") ? int.Parse(File.ReadAllText(FaultFile + ".pid").Trim(), System.Globalization.CultureInfo.InvariantCulture) : null;
+
+    /// <summary>
+    /// Runs <paramref name="run"/> (e.g. an install through the client); when an armed hook-during
+    /// fault fires, <paramref name="hook"/> runs in this process while the sub-module waits for it.
+    /// </summary>
+    public T RunHooked<T>(Action hook, Func<T> run)
+    {
+        var request = FaultFile + ".hook";
+        var done = FaultFile + ".hooked";
+        using var stop = new CancellationTokenSource();
+        Exception? failed = null;
+        var watcher = new Thread(() =>
+        {
+            while (!stop.IsCancellationRequested)
+            {
+                if (File.Exists(request))
+                {
+                    try
+                    {
+                        hook();
+                    }
+                    catch (Exception e)
+                    {
+                        failed = e;
+                    }
+
+                    File.Delete(request);
+                    File.WriteAllText(done, "");
+                    return;
+                }
+
+                Thread.Sleep(100);
+            }
+        });
+        watcher.Start();
+        T result;
+        try
+        {
+            result = run();
+        }
+        finally
+        {
+            stop.Cancel();
+            watcher.Join();
+        }
+
+        return failed is null ? result : throw new InvalidOperationException("the fault hook failed", failed);
+    }
 
     public string[] FaultsFired() => File.Exists(FaultLog) ? File.ReadAllLines(FaultLog) : [];
 
@@ -123,6 +181,9 @@ public sealed class DeviceRig : IDisposable
               kill-self) kill -KILL $$ ;;
               kill-self-during) "$real" "$@" & child=$!; sleep 1; kill -KILL $child; kill -KILL $$ ;;
               hang) echo $$ > "$fault.pid"; exec sleep 600 ;;
+              hook-during) "$real" "$@" & child=$!; sleep 1; touch "$fault.hook"
+                while [ ! -f "$fault.hooked" ]; do sleep 0.1; done; rm -f "$fault.hooked"
+                wait $child; exit $? ;;
             esac
             exec "$real" "$@"
             """;
@@ -199,7 +260,7 @@ public sealed class DeviceRig : IDisposable
             foreach (var image in doc.RootElement.GetProperty("images").EnumerateArray())
             {
                 var url = image.GetProperty("url").GetString()!;
-                Assert.True(DockerEngine.ImageId(url) is not null, $"image {url} of kept composition {id} was deleted");
+                Assert.True(ImageId(url) is not null, $"image {url} of kept composition {id} was deleted");
             }
         }
 
@@ -210,22 +271,28 @@ public sealed class DeviceRig : IDisposable
         return s;
     }
 
+    /// <summary>The docker CLI against the application's engine.</summary>
+    public CmdResult Docker(params string[] args) => _engine is null ? DockerEngine.Docker(args) : _engine.Docker(args);
+
+    /// <summary>The image ID of a reference in the application's engine, or null.</summary>
+    public string? ImageId(string reference) => _engine is null ? DockerEngine.ImageId(reference) : _engine.ImageId(reference);
+
     public void Dispose()
     {
-        var ids = DockerEngine.Docker("ps", "-aq", "--filter", $"label=com.docker.compose.project={App}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var ids = Docker("ps", "-aq", "--filter", $"label=com.docker.compose.project={App}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         if (ids.Length > 0)
         {
-            DockerEngine.Docker(["rm", "-f", .. ids]);
+            Docker(["rm", "-f", .. ids]);
         }
 
-        foreach (var n in DockerEngine.Docker("network", "ls", "-q", "--filter", $"label=com.docker.compose.project={App}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        foreach (var n in Docker("network", "ls", "-q", "--filter", $"label=com.docker.compose.project={App}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
         {
-            DockerEngine.Docker("network", "rm", n);
+            Docker("network", "rm", n);
         }
 
         foreach (var t in _tags)
         {
-            DockerEngine.Docker("image", "rm", t);
+            Docker("image", "rm", t);
         }
 
         Client.Dispose();
