@@ -39,7 +39,8 @@ public sealed class DeviceRig : IDisposable
             $"persistent_store = \"{Store}\"\nsubmodules_dir = \"{SubModules}\"\nhealth_timeout_seconds = 60\nhealth_poll_seconds = 1\nsubmodule_timeout_seconds = 600\n");
         Client.WriteEtc("mender-app-docker-compose.conf",
             $"state_dir = \"{_root.Dir("compose-state")}\"\nsoak_seconds = 1\nrollout_timeout = 90\n{subModuleConfig}");
-        Client.AddModule("app", Repo.Binary("app"));
+        RenameLog = _root.File("renames.log");
+        Client.AddModule("app", WriteAppWrapper());
         WriteFaultWrapper(Path.Combine(SubModules, "docker-compose"), Repo.Binary("docker-compose"));
         V1 = SaveImage("1.0");
         V2 = SaveImage("2.0");
@@ -103,6 +104,46 @@ public sealed class DeviceRig : IDisposable
 
     /// <summary>The PID of the sub-module that hangs (mode "hang"), once it started.</summary>
     public int? HangingPid => File.Exists(FaultFile + ".pid") ? int.Parse(File.ReadAllText(FaultFile + ".pid").Trim(), System.Globalization.CultureInfo.InvariantCulture) : null;
+
+    /// <summary>One line per rename of the `app` process armed by <see cref="ArmRenameFault"/>: "N from -> to", "KILLED" on the last one when it fired.</summary>
+    public string RenameLog { get; }
+
+    /// <summary>
+    /// Arms a one-shot store-write fault: the next `app` call for <paramref name="state"/> runs with
+    /// tests/Hardening.Tests/native/kill-at-rename.c preloaded, which logs every rename of that
+    /// process to <see cref="RenameLog"/> (emptied here) and SIGKILLs it just before rename number
+    /// <paramref name="killAt"/> (0: log only). Every store transition is a rename, so this is a
+    /// power cut between two store writes.
+    /// </summary>
+    public void ArmRenameFault(string state, int killAt)
+    {
+        File.WriteAllText(RenameLog, "");
+        File.WriteAllText(_root.File("app-fault"), $"{state} {killAt.ToString(System.Globalization.CultureInfo.InvariantCulture)}\n");
+    }
+
+    public string[] Renames() => File.Exists(RenameLog) ? File.ReadAllLines(RenameLog) : [];
+
+    private string WriteAppWrapper()
+    {
+        // The Update Module as the client sees it: the real `app` (exec'd, so it keeps its name and
+        // PID), with the rename shim preloaded for one armed state call.
+        var path = Path.Combine(_root.Dir("module"), "app");
+        var script = $$"""
+            #!/bin/bash
+            fault='{{_root.File("app-fault")}}'
+            if [ -f "$fault" ]; then
+              read -r fstate fkill < "$fault" || true
+              if [ "$fstate" = "$1" ]; then
+                rm -f "$fault"
+                export LD_PRELOAD='{{KillAtRename.Library}}' KILL_AT_RENAME="$fkill" RENAME_LOG='{{RenameLog}}'
+              fi
+            fi
+            exec '{{Repo.Binary("app")}}' "$@"
+            """;
+        File.WriteAllText(path, script.Replace("\r", string.Empty, StringComparison.Ordinal) + "\n");
+        File.SetUnixFileMode(path, (UnixFileMode)0b111_101_101);
+        return path;
+    }
 
     /// <summary>
     /// Runs <paramref name="run"/> (e.g. an install through the client); when an armed hook-during
@@ -226,6 +267,41 @@ public sealed class DeviceRig : IDisposable
         return null;
     }
 
+    /// <summary>What the application answers when it runs <paramref name="image"/>.</summary>
+    public string AnswerOf(CorpusImage image) => image.Url == V1.Url ? "web 1.0" : "web 2.0";
+
+    /// <summary>
+    /// After a fault during an update from <paramref name="old"/> to <paramref name="attempted"/>: the
+    /// client's record decides which version must run (the attempted one when it shows it, or when it
+    /// shows _INCONSISTENT and the store runs it); that version answers, the store is settled on it,
+    /// and the next update (to the other image, named <paramref name="followName"/>) installs and
+    /// commits. Returns the committed version afterwards.
+    /// </summary>
+    public (string Name, CorpusImage Image) AssertRecoveredAndUpdatable(string fault, (string Name, CorpusImage Image) old, (string Name, CorpusImage Image) attempted, CmdResult faulted, string followName)
+    {
+        var shown = Client.ShowArtifact();
+        var running = State().Running;
+        var expectNew = shown == attempted.Name || (shown.EndsWith("_INCONSISTENT", StringComparison.Ordinal) && running is not null && RunningArtifact() == attempted.Name);
+        var expected = expectNew ? attempted : old;
+        Assert.True(Answer() == AnswerOf(expected.Image), $"after {fault}: the client shows {shown}, expected {AnswerOf(expected.Image)}, got {Answer(5) ?? "no answer"}\n{faulted}\n{Status().Stdout}");
+        AssertSettled(expected.Name);
+
+        var followImage = expected.Image.Url == V1.Url ? V2 : V1;
+        var again = Client.Install(ArtifactFor(followName, followImage));
+        Assert.True(again.ExitCode == 0, $"the next update after {fault}: {again}");
+        var commit = Client.Commit();
+        Assert.True(commit.ExitCode == 0, $"committing the next update after {fault}: {commit}");
+        Assert.Equal(AnswerOf(followImage), Answer());
+        AssertSettled(followName);
+        return (followName, followImage);
+    }
+
+    private string? RunningArtifact()
+    {
+        var line = Status().Stdout.Split('\n').FirstOrDefault(l => l.TrimStart().StartsWith("running:", StringComparison.Ordinal));
+        return line?.Split(':', 2)[1].Trim().Split(' ')[0];
+    }
+
     /// <summary>`app status` through the real binary (the store as a user sees it).</summary>
     public CmdResult Status() =>
         Cmd.Run(Repo.Binary("app"), ["status", App], new Dictionary<string, string?> { ["MENDER_APP_CONFIG"] = Path.Combine(Client.EtcDir, "mender-app.conf") });
@@ -298,6 +374,20 @@ public sealed class DeviceRig : IDisposable
         Client.Dispose();
         _root.Dispose();
     }
+}
+
+/// <summary>The rename shim (native/kill-at-rename.c), compiled once per test process with the machine's gcc.</summary>
+internal static class KillAtRename
+{
+    private static readonly Lazy<string> Compiled = new(() =>
+    {
+        var source = Path.Combine(AppContext.BaseDirectory, "native", "kill-at-rename.c");
+        var output = Path.Combine(Path.GetTempPath(), $"kill-at-rename-{Environment.ProcessId}.so");
+        var r = Cmd.Run("gcc", ["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", output, source, "-ldl"]);
+        return r.ExitCode == 0 ? output : throw new InvalidOperationException("cannot compile the rename shim: " + r);
+    });
+
+    public static string Library => Compiled.Value;
 }
 
 public sealed record StoreState(string? Committed, string? Previous, string? Running, string? Pending, IReadOnlyList<string> Garbage);
