@@ -16,6 +16,14 @@ public sealed class SubModuleRunner(AppConfig config)
 {
     public const string PlatformVariable = "MENDER_APP_UPDATE_MODULE_PLATFORM";
 
+    /// <summary>
+    /// The images a composition was installed with, one "&lt;image ID hex&gt; &lt;url&gt;" per line, on every
+    /// call made for a stored composition. Two versions may use the same reference (myapp:latest)
+    /// for different images; a sub-module that reads this points the reference back at this
+    /// version's image before it starts anything (the reference shell sub-module ignores it).
+    /// </summary>
+    public const string ImagesVariable = "MENDER_APP_IMAGES";
+
     /// <summary>The sub-module executable for <paramref name="orchestrator"/>; throws naming the directory and the fix.</summary>
     public string Resolve(string orchestrator)
     {
@@ -34,7 +42,7 @@ public sealed class SubModuleRunner(AppConfig config)
         return path;
     }
 
-    /// <summary>The environment a sub-module gets for a composition: the platform and the artifact's env keys.</summary>
+    /// <summary>The environment a sub-module gets for an artifact: the platform and the artifact's env keys.</summary>
     public static IReadOnlyDictionary<string, string?> EnvironmentFor(string platform, IReadOnlyDictionary<string, string> env)
     {
         var vars = new Dictionary<string, string?>(StringComparer.Ordinal);
@@ -47,7 +55,14 @@ public sealed class SubModuleRunner(AppConfig config)
         return vars;
     }
 
-    public static IReadOnlyDictionary<string, string?> EnvironmentFor(Composition c) => EnvironmentFor(c.Platform, c.Env);
+    public static IReadOnlyDictionary<string, string?> EnvironmentFor(Composition c)
+    {
+        var vars = new Dictionary<string, string?>(EnvironmentFor(c.Platform, c.Env), StringComparer.Ordinal)
+        {
+            [ImagesVariable] = string.Join('\n', c.Images.Select(i => $"{i.Id} {i.Url}")),
+        };
+        return vars;
+    }
 
     /// <summary>Runs one call and returns its result (never throws for a non-zero exit).</summary>
     public async Task<ProcessResult> CallAsync(string executable, SubModuleCall call, IReadOnlyDictionary<string, string?> env, CancellationToken ct, TimeSpan? timeout = null, bool quiet = false)

@@ -134,6 +134,7 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
             images.Select(i => new ImageRef(i.UrlNew, i.SumsNew)).ToArray(), meta.Env ?? new Dictionary<string, string>(), DateTimeOffset.UtcNow);
         var composition = _store.CreateComposition(state, draft, dir => ImagesArchive.ExtractManifests(manifestsPath, dir, ct), out state);
         state = _store.Transition(state with { Pending = new PendingInstall(composition.Id, artifact, InstallPhase.Prepared) }, "prepared", $"{artifact} as {composition.Id}");
+        var compositionEnv = SubModuleRunner.EnvironmentFor(composition);
 
         // ---- LOAD every image
         state = _store.Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.Loading } }, "loading", $"{images.Count} image(s)");
@@ -153,11 +154,11 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
         }
 
         state = _store.Transition(state with { Running = composition.Id }, "rolling-out", composition.Id);
-        await _runner.RequireAsync(exe, new SubModuleCall.Rollout(app, _store.ManifestsOf(app, composition.Id)), env, "ROLLOUT", $"application {app} ({artifact})", ct).ConfigureAwait(false);
+        await _runner.RequireAsync(exe, new SubModuleCall.Rollout(app, _store.ManifestsOf(app, composition.Id)), compositionEnv, "ROLLOUT", $"application {app} ({artifact})", ct).ConfigureAwait(false);
         state = _store.Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.RolledOut } }, "rolled-out", composition.Id);
 
         // ---- health gate
-        await Gate.WaitAsync(exe, app, env, soak: true, ct).ConfigureAwait(false);
+        await Gate.WaitAsync(exe, app, compositionEnv, soak: true, ct).ConfigureAwait(false);
         _store.Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.Installed } }, "installed", $"{artifact} is healthy; waiting for commit");
         Log.Info($"{artifact} installed: {app} runs {composition.Id}; commit to keep it, roll back to return to {state.Committed ?? "nothing"}");
     }
@@ -508,7 +509,9 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
             return;
         }
 
-        // Images still used by any kept composition of any application stay.
+        // Images still used by any kept composition of any application stay. When a kept one uses the
+        // same reference for another image (myapp:latest in two versions), this one goes by its ID,
+        // which leaves the reference alone.
         var inUse = _store.ImagesInUse();
         var deleted = new HashSet<string>(StringComparer.Ordinal);
         foreach (var id in collectable)
@@ -524,8 +527,20 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
                 continue;
             }
 
-            foreach (var image in c.Images.Where(i => !inUse.Contains(i.Url) && deleted.Add(i.Url)))
+            foreach (var image in c.Images.Where(i => !inUse.Contains(i)))
             {
+                var urlKept = inUse.Any(u => u.Url == image.Url);
+                if (urlKept && inUse.Any(u => u.Id == image.Id))
+                {
+                    continue; // its reference and its image both serve kept compositions
+                }
+
+                var reference = urlKept ? $"sha256:{image.Id}" : image.Url;
+                if (!deleted.Add(reference))
+                {
+                    continue;
+                }
+
                 string exe;
                 try
                 {
@@ -533,14 +548,14 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
                 }
                 catch (InstallException e)
                 {
-                    Log.Warning($"Cleanup: cannot delete {image.Url}: {e.Message}");
+                    Log.Warning($"Cleanup: cannot delete {reference}: {e.Message}");
                     continue;
                 }
 
-                var r = await _runner.CallAsync(exe, new SubModuleCall.Delete(image.Url, app), SubModuleRunner.EnvironmentFor(c), ct).ConfigureAwait(false);
+                var r = await _runner.CallAsync(exe, new SubModuleCall.Delete(reference, app), SubModuleRunner.EnvironmentFor(c), ct).ConfigureAwait(false);
                 if (!r.Succeeded)
                 {
-                    Log.Warning($"Cleanup: DELETE {image.Url} failed (it stays on the device): {SubModuleRunner.Output(r)}");
+                    Log.Warning($"Cleanup: DELETE {reference} ({image.Url}) failed (it stays on the device): {SubModuleRunner.Output(r)}");
                 }
             }
 

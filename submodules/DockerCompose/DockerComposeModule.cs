@@ -195,6 +195,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         var compose = await ComposeAsync(ct).ConfigureAwait(false);
         var services = await compose.ServicesAsync(project, call.ManifestsDirectory, ct).ConfigureAwait(false);
         CheckPolicy(services, call.ManifestsDirectory);
+        await PinImagesAsync(ct).ConfigureAwait(false);
         await RequireImagesAsync(services, call.ManifestsDirectory, ct).ConfigureAwait(false);
         Log.Info($"rolling out {call.Application} from {call.ManifestsDirectory} with {compose.Display} {compose.Version}");
         await compose.UpAsync(project, call.ManifestsDirectory, noRecreate: false, ct).ConfigureAwait(false);
@@ -217,6 +218,62 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
             {
                 throw new SubModuleFailure($"service {s.Name} in {directory} mounts the host's root directory ({root}), which forbid_host_root_mounts in {settings.Source} does not allow; mount only the paths it needs");
             }
+        }
+    }
+
+    /// <summary>
+    /// Points every reference of the composition being started back at the image it was installed
+    /// with, from <c>MENDER_APP_IMAGES</c> ("&lt;image id&gt; &lt;url&gt;" per line, set by `app`): when two
+    /// versions use one reference (myapp:latest), loading the newer moved it, and a rollback must not
+    /// start the newer image under the older composition. Without the variable nothing changes.
+    /// </summary>
+    private async Task PinImagesAsync(CancellationToken ct)
+    {
+        var pins = Environment.GetEnvironmentVariable("MENDER_APP_IMAGES");
+        if (string.IsNullOrWhiteSpace(pins))
+        {
+            return;
+        }
+
+        foreach (var line in pins.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var space = line.IndexOf(' ', StringComparison.Ordinal);
+            var id = space > 0 ? ImageUrl.Parse(line[..space]) : null;
+            if (id is not { IsId: true })
+            {
+                throw new SubModuleFailure($"MENDER_APP_IMAGES has the line \"{line}\"; expected \"<image id> <url>\" (it is set by app)");
+            }
+
+            var url = ImageUrl.Parse(line[(space + 1)..]);
+            if (url.IsId)
+            {
+                continue;
+            }
+
+            var current = await engine.InspectImageAsync(url.Reference, ct).ConfigureAwait(false);
+            if (current is not null && string.Equals(current.Id, id.Reference, StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            var wanted = await engine.InspectImageAsync(id.Reference, ct).ConfigureAwait(false);
+            if (wanted is null)
+            {
+                if (current is null)
+                {
+                    continue; // RequireImagesAsync names what is missing
+                }
+
+                throw new SubModuleFailure(
+                    $"image {url.Reference} of this version is {Short(id.Reference)}, but {url.Reference} now names {Short(current.Id)} and {Short(id.Reference)} is no longer in the engine: " +
+                    "a later artifact reused the reference. Install this version's artifact again; give each version its own tag to keep rollbacks possible");
+            }
+
+            var (repo, tag) = url.RepositoryAndTag();
+            await engine.TagImageAsync(wanted.Id, repo, tag, ct).ConfigureAwait(false);
+            Log.Info(current is null
+                ? $"tagged {Short(wanted.Id)} as {url.Reference} again (this version's image)"
+                : $"pointed {url.Reference} back at {Short(wanted.Id)}, this version's image (it named {Short(current.Id)}, another version's)");
         }
     }
 
@@ -260,6 +317,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         var compose = await ComposeAsync(ct).ConfigureAwait(false);
         var services = await compose.ServicesAsync(project, dir, ct).ConfigureAwait(false);
         CheckPolicy(services, dir);
+        await PinImagesAsync(ct).ConfigureAwait(false);
         await RequireImagesAsync(services, dir, ct).ConfigureAwait(false);
         await compose.UpAsync(project, dir, noRecreate: true, ct).ConfigureAwait(false);
         if (call.ManifestsDirectory is not null)

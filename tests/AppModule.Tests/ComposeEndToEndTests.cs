@@ -87,6 +87,38 @@ public class ComposeEndToEndTests
     }
 
     [SkippableFact]
+    public void Versions_that_reuse_one_tag_roll_back_to_the_old_image_and_cleanup_removes_the_replaced_one_by_its_id()
+    {
+        using var rig = new ComposeRig(healthTimeoutSeconds: 20);
+        var app = Unique.Name("e2e");
+        var port = WebApps.FreePort();
+        var latest = $"{app}/web:latest";
+        var v1 = rig.Web.UniqueImageAs("1.0", latest);
+        var broken = rig.Web.UniqueImageAs("unhealthy", latest);
+        var v3 = rig.Web.UniqueImageAs("2.0", latest);
+
+        Ok(rig.Install(rig.Web.Spec("web-v1", app, v1, port)));
+        Ok(rig.Client.Commit());
+        Assert.Equal("web 1.0", WebApps.Answer(port));
+
+        // Loading the broken version moves myapp:latest; the rollback must start v1's image, not the broken one.
+        var failed = rig.Install(rig.Web.Spec("web-broken", app, broken, port));
+        Assert.NotEqual(0, failed.ExitCode);
+        Assert.Equal("web-v1", rig.Client.ShowArtifact());
+        Assert.Equal("web 1.0", WebApps.Answer(port));
+        Assert.Equal("sha256:" + v1.Id, DockerEngine.ImageId(latest));
+        Assert.Contains($"pointed {latest} back at", failed.Stderr, StringComparison.Ordinal);
+        // Cleanup removed the broken image by its ID (the kept v1 uses the same reference).
+        Assert.Null(DockerEngine.ImageId("sha256:" + broken.Id));
+
+        Ok(rig.Install(rig.Web.Spec("web-v3", app, v3, port)));
+        Ok(rig.Client.Commit());
+        Assert.Equal("web 2.0", WebApps.Answer(port));
+        Assert.Equal("sha256:" + v3.Id, DockerEngine.ImageId(latest));
+        Assert.NotNull(DockerEngine.ImageId("sha256:" + v1.Id)); // v1 is the rollback composition: kept, untagged
+    }
+
+    [SkippableFact]
     public void When_the_app_dies_before_commit_the_commit_fails_and_the_client_rolls_back_to_the_last_known_good()
     {
         using var rig = new ComposeRig(healthTimeoutSeconds: 5);

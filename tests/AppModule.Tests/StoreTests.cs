@@ -87,7 +87,7 @@ public class StoreTests
         store.Transition(b with { Pending = new PendingInstall(b1.Id, "b1", InstallPhase.Loading) }, "t");
 
         var used = store.ImagesInUse();
-        Assert.Equal(["shared:1", "x:1", "x:2", "y:1"], used.Order(StringComparer.Ordinal));
+        Assert.Equal(["shared:1", "x:1", "x:2", "y:1"], used.Select(i => i.Url).Order(StringComparer.Ordinal));
         Assert.Equal(["a", "b"], store.Applications());
     }
 

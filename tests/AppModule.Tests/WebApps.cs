@@ -36,6 +36,23 @@ public sealed class WebApps : IDisposable
         return image;
     }
 
+    /// <summary>
+    /// A new image of its own (appmodule/web:<paramref name="variant"/> plus a label), saved under
+    /// <paramref name="reference"/> (e.g. two versions both as &lt;app&gt;/web:latest); then the
+    /// reference and with it the image are removed, so only LOAD brings it back. Whatever LOAD
+    /// brought back is removed by its ID at dispose.
+    /// </summary>
+    public AppImage UniqueImageAs(string variant, string reference)
+    {
+        var build = Cmd.Run(DockerEngine.Cli, ["build", "-q", "-t", reference, "-"], stdin: $"FROM appmodule/web:{variant}\nLABEL appmodule.test.reference=\"{reference}\" appmodule.test.variant=\"{variant}\"\n", timeout: TimeSpan.FromMinutes(5));
+        Assert.True(build.ExitCode == 0, $"building {reference}: {build}");
+        var image = AppArtifacts.SaveDockerImage(reference, reference, Path.Combine(Dir, "images", variant));
+        DockerEngine.DockerOk("image", "rm", reference);
+        _tags.Add(reference);
+        _tags.Add("sha256:" + image.Id);
+        return image;
+    }
+
     public static string Compose(AppImage image, int port, string extra = "") =>
         $"version: '2.1'\nservices:\n  web:\n    image: {image.UrlNew}\n    ports:\n      - \"127.0.0.1:{port}:8080\"\n{extra}";
 

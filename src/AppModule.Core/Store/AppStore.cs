@@ -179,10 +179,10 @@ public sealed partial class AppStore
         }
     }
 
-    /// <summary>Every image URL some kept composition (current, rollback, running, pending) of ANY application uses.</summary>
-    public HashSet<string> ImagesInUse()
+    /// <summary>Every image (URL and ID) some kept composition (current, rollback, running, pending) of ANY application uses.</summary>
+    public HashSet<ImageRef> ImagesInUse()
     {
-        var used = new HashSet<string>(StringComparer.Ordinal);
+        var used = new HashSet<ImageRef>();
         foreach (var app in Applications())
         {
             var state = Load(app);
@@ -192,7 +192,7 @@ public sealed partial class AppStore
                 {
                     foreach (var image in ReadComposition(app, id).Images)
                     {
-                        used.Add(image.Url);
+                        used.Add(image);
                     }
                 }
             }
