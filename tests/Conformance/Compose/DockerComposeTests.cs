@@ -184,6 +184,52 @@ public sealed class DockerComposeTests(ComposeV2Fixture fx) : IClassFixture<Comp
         }
     }
 
+    [SkippableFact]
+    public void Rollout_points_a_reused_tag_back_at_the_image_MENDER_APP_IMAGES_names_and_fails_clearly_when_that_image_is_gone()
+    {
+        var app = Unique.Name("pin");
+        var latest = $"conformance/{app}:latest";
+        string Build(string variant)
+        {
+            var r = Cmd.Run(DockerEngine.Cli, ["build", "-q", "-t", latest, "-"], stdin: $"FROM appmodule/web:{variant}\nLABEL conformance.pin=\"{app}-{variant}\"\n", timeout: Timeout);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            return DockerEngine.ImageId(latest)!;
+        }
+
+        var old = Build("1.0");
+        var newer = Build("2.0"); // moves the tag: the old image is left without one
+        try
+        {
+            using var dir = new TempDir("compose-pin");
+            dir.Write("docker-compose.yml", $"services:\n  web:\n    image: {latest}\n");
+            var env = new Dictionary<string, string?>(fx.Environment(new SubModuleSettings())) { ["MENDER_APP_IMAGES"] = $"{old["sha256:".Length..]} {latest}" };
+
+            var r = Run(env, "ROLLOUT", app, dir.Path);
+            Assert.True(r.ExitCode == 0, r.ToString());
+            Assert.Contains($"pointed {latest} back at {old[..19]}", r.Stderr, StringComparison.Ordinal);
+            Assert.Equal(old, DockerEngine.ImageId(latest));
+            var running = DockerEngine.DockerOk("ps", "-q", "--filter", $"label=com.docker.compose.project={ComposeProject(app)}");
+            Assert.Equal(old, DockerEngine.DockerOk("inspect", "--format", "{{.Image}}", running));
+
+            // The old image gone for good (the tag moved on, the image was deleted): say so, start nothing.
+            Assert.Equal(0, Run(env, "STOP", app, dir.Path).ExitCode);
+            DockerEngine.DockerOk("tag", newer, latest);
+            DockerEngine.DockerOk("image", "rm", old);
+            r = Run(env, "ROLLOUT", app, dir.Path);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains("Install this version's artifact again", r.Stderr, StringComparison.Ordinal);
+            Assert.Equal(string.Empty, DockerEngine.Docker("ps", "-aq", "--filter", $"label=com.docker.compose.project={ComposeProject(app)}").Stdout.Trim());
+        }
+        finally
+        {
+            fx.Cleanup(app);
+            DockerEngine.Docker("image", "rm", latest);
+            DockerEngine.Docker("image", "rm", old);
+        }
+    }
+
+    private static string ComposeProject(string app) => app.ToLowerInvariant();
+
     // ------------------------------------------------------------------ deep delta
 
     private const string CurrentDockerfile = "FROM appmodule/busybox:base\nRUN busybox seq 1 20000 > /d1\nRUN busybox seq 5 30000 > /d2\n";
