@@ -64,8 +64,12 @@ public static class ImagesPayload
 {
     private const long MaxSmallFile = 4096;
 
-    /// <summary>Pass 1: the images, classified and checked. <paramref name="open"/> opens the archive afresh.</summary>
-    public static async Task<IReadOnlyList<ImageEntry>> ScanAsync(Func<Stream> open, string source, CancellationToken ct)
+    /// <summary>
+    /// Pass 1: the images, classified and checked. <paramref name="open"/> opens the archive afresh.
+    /// <paramref name="onImageData"/>, when given, reads each image.img (by image directory) in the same
+    /// pass, e.g. to check what it carries; what it leaves unread is skipped.
+    /// </summary>
+    public static async Task<IReadOnlyList<ImageEntry>> ScanAsync(Func<Stream> open, string source, CancellationToken ct, Func<string, Stream, Task>? onImageData = null)
     {
         var dirs = new SortedDictionary<string, Dictionary<string, string>>(StringComparer.Ordinal);
         var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
@@ -75,7 +79,12 @@ public static class ImagesPayload
             if (!seen.Add(id + "/" + file))
                 throw new UnsafeArchiveEntryException($"{source}: entry images/{id}/{file} appears twice: the artifact is damaged or hostile; rebuild it");
             if (!dirs.TryGetValue(id, out var d)) dirs[id] = d = new Dictionary<string, string>(StringComparer.Ordinal);
-            if (file == AppPayloadNames.ImageFile) { sizes[id] = entry.Length; return; }
+            if (file == AppPayloadNames.ImageFile)
+            {
+                sizes[id] = entry.Length;
+                if (onImageData is not null && entry.DataStream is not null) await onImageData(id, entry.DataStream).ConfigureAwait(false);
+                return;
+            }
             if (entry.Length > MaxSmallFile)
                 throw new UnsafeArchiveEntryException($"{source}: images/{id}/{file} is {entry.Length} bytes, more than {MaxSmallFile}: the artifact is damaged or hostile; rebuild it");
             var ms = new MemoryStream();

@@ -34,9 +34,20 @@ public static class ImagesArchive
     private static Func<Stream> Opener(string path) =>
         () => new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan);
 
-    /// <summary>Pass 1: the image directories, classified and checked (no image data is read).</summary>
-    public static Task<IReadOnlyList<ImageEntry>> ScanAsync(string path, CancellationToken ct) =>
-        ImagesPayload.ScanAsync(Opener(path), path, ct);
+    /// <summary>
+    /// One pass over the payload: the image directories, classified and checked, and for each
+    /// image.img the image ID it carries (<see cref="SavedImageId"/>; null for deltas and non-images).
+    /// </summary>
+    public static async Task<(IReadOnlyList<ImageEntry> Images, IReadOnlyDictionary<string, string?> Carried)> ScanAsync(string path, CancellationToken ct)
+    {
+        var carried = new Dictionary<string, string?>(StringComparer.Ordinal);
+        var images = await ImagesPayload.ScanAsync(Opener(path), path, ct, (id, stream) =>
+        {
+            carried[id] = SavedImageId(stream, ct);
+            return Task.CompletedTask;
+        }).ConfigureAwait(false);
+        return (images, carried);
+    }
 
     /// <summary>Hands each image.img (in archive order) to <paramref name="onImage"/> as a forward-only stream.</summary>
     public static Task ForEachPayloadAsync(string path, IReadOnlyList<ImageEntry> images, Func<ImageEntry, Stream, Task> onImage, CancellationToken ct) =>

@@ -87,7 +87,7 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
         await _runner.RequireAsync(exe, new SubModuleCall.Reqs(), env, "pre-check (REQS)", $"sub-module {meta.Orchestrator}", ct).ConfigureAwait(false);
         var imagesPath = tree.ImagesArchive();
         var manifestsPath = tree.ManifestsArchive();
-        var images = await ImagesArchive.ScanAsync(imagesPath, ct).ConfigureAwait(false);
+        var (images, carriedIds) = await ImagesArchive.ScanAsync(imagesPath, ct).ConfigureAwait(false);
         var listed = meta.Images.ToHashSet(StringComparer.Ordinal);
         foreach (var image in images)
         {
@@ -103,21 +103,16 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
             throw new ArtifactFormatException($"two image directories load the same reference {dupe.Key}: regenerate the artifact with app-gen");
         }
 
-        // Every full image must be the image its sums-new.txt names (checked on the payload itself, before anything changes).
-        await ImagesArchive.ForEachPayloadAsync(imagesPath, images, (image, stream) =>
+        // Every full image must be the image its sums-new.txt names (read from the payload itself in the scan, before anything changes).
+        foreach (var image in images.Where(i => i.Kind == ImageKind.Full))
         {
-            if (image.Kind == ImageKind.Full)
+            var carried = carriedIds.GetValueOrDefault(image.Id)
+                ?? throw new InstallException("pre-check", image.UrlNew, $"images/{image.Id}/image.img is not a saved image (no manifest.json naming its config): regenerate the artifact with app-gen");
+            if (carried != image.SumsNew)
             {
-                var carried = ImagesArchive.SavedImageId(stream, ct)
-                    ?? throw new InstallException("pre-check", image.UrlNew, $"images/{image.Id}/image.img is not a saved image (no manifest.json naming its config): regenerate the artifact with app-gen");
-                if (carried != image.SumsNew)
-                {
-                    throw new InstallException("pre-check", image.UrlNew, $"the payload is image {carried}, but sums-new.txt says {image.SumsNew}: the artifact is inconsistent; regenerate it with app-gen");
-                }
+                throw new InstallException("pre-check", image.UrlNew, $"the payload is image {carried}, but sums-new.txt says {image.SumsNew}: the artifact is inconsistent; regenerate it with app-gen");
             }
-
-            return Task.CompletedTask;
-        }, ct).ConfigureAwait(false);
+        }
 
         var prepared = new Dictionary<string, string>(StringComparer.Ordinal); // image dir -> file to LOAD (deltas)
         foreach (var image in images.Where(i => i.Kind != ImageKind.Full))
