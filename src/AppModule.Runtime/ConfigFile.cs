@@ -101,6 +101,37 @@ public sealed class ConfigFile
         return TimeSpan.FromSeconds(seconds);
     }
 
+    /// <summary>
+    /// The <c>[prefix.NAME]</c> tables, as key → (NAME → value) for each of <paramref name="keys"/>
+    /// (every key present, possibly empty); a key a table does not take is an error naming the ones it does.
+    /// </summary>
+    public IReadOnlyDictionary<string, Dictionary<string, string>> Tables(string prefix, params string[] keys)
+    {
+        var tables = keys.ToDictionary(k => k, _ => new Dictionary<string, string>(StringComparer.Ordinal), StringComparer.OrdinalIgnoreCase);
+        foreach (var (k, v) in _values)
+        {
+            if (!k.StartsWith(prefix + ".", StringComparison.OrdinalIgnoreCase))
+            {
+                continue;
+            }
+
+            var dot = k.LastIndexOf('.');
+            if (dot <= prefix.Length)
+            {
+                throw new ConfigException($"{Source}: '{k}' is not in a [{prefix}.NAME] table; write [{prefix}.NAME] then {string.Join(", ", keys)}");
+            }
+
+            if (!tables.TryGetValue(k[(dot + 1)..], out var table))
+            {
+                throw new ConfigException($"{Source}: unknown key '{k}'; a [{prefix}.NAME] table takes {string.Join(", ", keys)}");
+            }
+
+            table[k[(prefix.Length + 1)..dot]] = v;
+        }
+
+        return tables;
+    }
+
     private static bool LooksLikeShellStyle(string text)
     {
         // TOML requires strings to be quoted; the reference writes `persistent_store=/data/mender-app`.

@@ -1,4 +1,5 @@
 using AppModule.Runtime;
+using Fleet.Core.Hosting;
 using Fleet.Core.Agent;
 using Fleet.Core.Bus;
 
@@ -12,7 +13,7 @@ namespace Fleet.Agent;
 /// Config: FILE, else $FLEET_AGENT_CONFIG, else /etc/fleet/agent.toml if present; environment overrides (see
 /// AgentConfig.Load). Rollouts go through the docker-compose sub-module when configured or installed at
 /// /usr/share/mender/app-modules/v1/docker-compose, else through the Compose CLI with the agent's own health wait.
-/// Exit codes (mapped in one place, <see cref="Main"/>):
+/// Exit codes (exceptions are mapped in one place, <see cref="FleetProgram.RunAsync"/>):
 ///   0  stopped by SIGINT/SIGTERM
 ///   1  unexpected error
 ///   2  bad usage or configuration
@@ -20,24 +21,7 @@ namespace Fleet.Agent;
 /// </summary>
 public static class Program
 {
-    public static async Task<int> Main(string[] args)
-    {
-        Log.Component = "fleet-agent";
-        if (Environment.GetEnvironmentVariable("FLEET_LOG_LEVEL") is { } lvl && Log.TryParseLevel(lvl, out var level)) Log.Level = level;
-        try
-        {
-            return await RunAsync(args);
-        }
-        catch (UsageException e) { Log.Error(e.Message); return 2; }
-        catch (ConfigException e) { Log.Error("configuration: " + e.Message); return 2; }
-        catch (FormatException e) { Log.Error("configuration: " + e.Message); return 2; }
-        catch (RuntimeStepException e) { Log.Error(e.Message); return 2; }
-        catch (FleetBusException e) { Log.Error(e.Message); return 3; }
-        catch (OperationCanceledException) { return 0; }
-        catch (Exception e) { Log.Error($"unexpected error: {e}"); return 1; }
-    }
-
-    private sealed class UsageException(string m) : Exception(m);
+    public static Task<int> Main(string[] args) => FleetProgram.RunAsync("fleet-agent", args, RunAsync);
 
     private static async Task<int> RunAsync(string[] args)
     {

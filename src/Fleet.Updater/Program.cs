@@ -1,4 +1,5 @@
 using AppModule.Runtime;
+using Fleet.Core.Hosting;
 using Fleet.Core.Bus;
 using Fleet.Core.Config;
 using Fleet.Core.Observability;
@@ -15,7 +16,7 @@ namespace Fleet.Updater;
 /// Config: FILE, else $FLEET_UPDATER_CONFIG, else /etc/fleet/updater.toml if present; the seed's environment
 /// variables override it (see UpdaterConfig.Load). --check validates the targets against the registry, prints one
 /// line per app ("app1 2.1.0" or "app2 MISSING") on stdout and exits.
-/// Exit codes (mapped in one place, <see cref="Main"/>):
+/// Exit codes (exceptions are mapped in one place, <see cref="FleetProgram.RunAsync"/>):
 ///   0  stopped by SIGINT/SIGTERM, or --check found every target
 ///   1  unexpected error (a bug; the message says where)
 ///   2  bad usage or configuration
@@ -24,22 +25,7 @@ namespace Fleet.Updater;
 /// </summary>
 public static class Program
 {
-    public static async Task<int> Main(string[] args)
-    {
-        Log.Component = "fleet-updater";
-        if (Environment.GetEnvironmentVariable("FLEET_LOG_LEVEL") is { } lvl && Log.TryParseLevel(lvl, out var level)) Log.Level = level;
-        try
-        {
-            return await RunAsync(args);
-        }
-        catch (UsageException e) { Log.Error(e.Message); return 2; }
-        catch (ConfigException e) { Log.Error("configuration: " + e.Message); return 2; }
-        catch (FleetBusException e) { Log.Error(e.Message); return 3; }
-        catch (OperationCanceledException) { return 0; }
-        catch (Exception e) { Log.Error($"unexpected error: {e}"); return 1; }
-    }
-
-    private sealed class UsageException(string m) : Exception(m);
+    public static Task<int> Main(string[] args) => FleetProgram.RunAsync("fleet-updater", args, RunAsync);
 
     private static async Task<int> RunAsync(string[] args)
     {

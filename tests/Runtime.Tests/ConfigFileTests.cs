@@ -22,6 +22,26 @@ public class ConfigFileTests
     }
 
     [Fact]
+    public void Named_tables_are_read_per_key_and_a_key_they_do_not_take_is_named_with_the_ones_they_do()
+    {
+        var c = ConfigFile.Parse("""
+            [apps.web]
+            directory = "/srv/web"
+            service = "web"
+            [apps."my.app"]
+            directory = "/srv/my"
+            """, "agent.toml");
+        var apps = c.Tables("apps", "directory", "service");
+        Assert.Equal(new Dictionary<string, string> { ["web"] = "/srv/web", ["my.app"] = "/srv/my" }, apps["directory"]);
+        Assert.Equal(new Dictionary<string, string> { ["web"] = "web" }, apps["service"]);
+
+        var e = Assert.Throws<ConfigException>(() => ConfigFile.Parse("[apps.web]\ndirectroy = \"/srv\"\n", "agent.toml").Tables("apps", "directory", "service"));
+        Assert.Equal("agent.toml: unknown key 'apps.web.directroy'; a [apps.NAME] table takes directory, service", e.Message);
+        e = Assert.Throws<ConfigException>(() => ConfigFile.Parse("apps.directory = \"/srv\"\n", "agent.toml").Tables("apps", "directory"));
+        Assert.Contains("is not in a [apps.NAME] table", e.Message, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Reference_shell_style_lines_are_accepted()
     {
         var c = ConfigFile.Parse("""

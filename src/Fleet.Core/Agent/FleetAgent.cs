@@ -55,20 +55,9 @@ public sealed record AgentConfig
             TlsCaFile = Null(f.GetString("redis.tls_ca_file")),
             TlsServerName = Null(f.GetString("redis.tls_server_name")),
         };
-        var dirs = new Dictionary<string, string>();
-        var services = new Dictionary<string, string>();
-        foreach (var (k, v) in f.Values)
-        {
-            if (!k.StartsWith("apps.", StringComparison.OrdinalIgnoreCase)) continue;
-            int dot = k.LastIndexOf('.');
-            var name = k[5..dot];
-            switch (k[(dot + 1)..].ToLowerInvariant())
-            {
-                case "directory": dirs[name] = v; break;
-                case "service": services[name] = v; break;
-                default: throw new ConfigException($"{f.Source}: unknown key '{k}'; an [apps.NAME] table takes directory and service");
-            }
-        }
+        var apps = f.Tables("apps", "directory", "service");
+        var dirs = apps["directory"];
+        var services = apps["service"];
         if (E("APP_TO_DIRECTORY") is { } json)
         {
             try

@@ -90,24 +90,8 @@ public sealed record UpdaterConfig
         };
 
         // apps: TOML tables, then the JSON env maps
-        var dirs = new Dictionary<string, string>();
-        var targets = new Dictionary<string, string>();
-        var rpcs = new Dictionary<string, string>();
-        var images = new Dictionary<string, string>();
-        foreach (var (k, v) in f.Values)
-        {
-            if (!k.StartsWith("apps.", StringComparison.OrdinalIgnoreCase)) continue;
-            int dot = k.LastIndexOf('.');
-            var name = k[5..dot];
-            switch (k[(dot + 1)..].ToLowerInvariant())
-            {
-                case "directory": dirs[name] = v; break;
-                case "target": targets[name] = v; break;
-                case "rpc": rpcs[name] = v; break;
-                case "image": images[name] = v; break;
-                default: throw new ConfigException($"{f.Source}: unknown key '{k}'; an [apps.NAME] table takes directory, target, rpc, image");
-            }
-        }
+        var tables = f.Tables("apps", "directory", "target", "rpc", "image");
+        var (dirs, targets, rpcs, images) = (tables["directory"], tables["target"], tables["rpc"], tables["image"]);
         Overlay(dirs, E("APP_TO_DIRECTORY"), "APP_TO_DIRECTORY");
         Overlay(targets, E("APPS_TO_UPDATE"), "APPS_TO_UPDATE");
         Overlay(rpcs, E("APP_TO_RPC"), "APP_TO_RPC");
