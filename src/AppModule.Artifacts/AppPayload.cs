@@ -76,25 +76,38 @@ public static class ImagesPayload
         var seen = new HashSet<string>(StringComparer.Ordinal);
         await ForEachEntryAsync(open, source, async (id, file, entry) =>
         {
-            if (!seen.Add(id + "/" + file))
-                throw new UnsafeArchiveEntryException($"{source}: entry images/{id}/{file} appears twice: the artifact is damaged or hostile; rebuild it");
-            if (!dirs.TryGetValue(id, out var d)) dirs[id] = d = new Dictionary<string, string>(StringComparer.Ordinal);
+            var d = Enter(dirs, seen, id, file, source);
             if (file == AppPayloadNames.ImageFile)
             {
                 sizes[id] = entry.Length;
                 if (onImageData is not null && entry.DataStream is not null) await onImageData(id, entry.DataStream).ConfigureAwait(false);
                 return;
             }
-            if (entry.Length > MaxSmallFile)
-                throw new UnsafeArchiveEntryException($"{source}: images/{id}/{file} is {entry.Length} bytes, more than {MaxSmallFile}: the artifact is damaged or hostile; rebuild it");
-            var ms = new MemoryStream();
-            if (entry.DataStream is not null) await entry.DataStream.CopyToAsync(ms, ct).ConfigureAwait(false);
-            d[file] = Encoding.UTF8.GetString(ms.ToArray());
+            d[file] = await ReadSmallAsync(entry, id, file, source, ct).ConfigureAwait(false);
         }, ct).ConfigureAwait(false);
 
         return Build(dirs, sizes, source);
     }
 
+
+    /// <summary>The text files seen so far of image directory <paramref name="id"/>; a second entry for the same file is refused.</summary>
+    private static Dictionary<string, string> Enter(IDictionary<string, Dictionary<string, string>> dirs, HashSet<string> seen, string id, string file, string source)
+    {
+        if (!seen.Add(id + "/" + file))
+            throw new UnsafeArchiveEntryException($"{source}: entry images/{id}/{file} appears twice: the artifact is damaged or hostile; rebuild it");
+        if (!dirs.TryGetValue(id, out var d)) dirs[id] = d = new Dictionary<string, string>(StringComparer.Ordinal);
+        return d;
+    }
+
+    /// <summary>A small text file of an image directory (url-new.txt, sums-new.txt, ...), bounded in size.</summary>
+    private static async Task<string> ReadSmallAsync(TarEntry entry, string id, string file, string source, CancellationToken ct)
+    {
+        if (entry.Length > MaxSmallFile)
+            throw new UnsafeArchiveEntryException($"{source}: images/{id}/{file} is {entry.Length} bytes, more than {MaxSmallFile}: the artifact is damaged or hostile; rebuild it");
+        var ms = new MemoryStream();
+        if (entry.DataStream is not null) await entry.DataStream.CopyToAsync(ms, ct).ConfigureAwait(false);
+        return Encoding.UTF8.GetString(ms.ToArray());
+    }
 
     private static List<ImageEntry> Build(IDictionary<string, Dictionary<string, string>> dirs, Dictionary<string, long> sizes, string source)
     {
@@ -161,9 +174,7 @@ public static class ImagesPayload
         var handed = new Dictionary<string, ImageEntry>(StringComparer.Ordinal);
         await ForEachEntryAsync(open, source, async (id, file, entry) =>
         {
-            if (!seen.Add(id + "/" + file))
-                throw new UnsafeArchiveEntryException($"{source}: entry images/{id}/{file} appears twice: the artifact is damaged or hostile; rebuild it");
-            if (!dirs.TryGetValue(id, out var d)) dirs[id] = d = new Dictionary<string, string>(StringComparer.Ordinal);
+            var d = Enter(dirs, seen, id, file, source);
             if (file == AppPayloadNames.ImageFile)
             {
                 sizes[id] = entry.Length;
@@ -177,11 +188,7 @@ public static class ImagesPayload
             }
             if (handed.ContainsKey(id))
                 throw new ArtifactFormatException($"{source}: images/{id}/{file} comes after image.img although the image was already classified: the artifact is damaged; rebuild it");
-            if (entry.Length > MaxSmallFile)
-                throw new UnsafeArchiveEntryException($"{source}: images/{id}/{file} is {entry.Length} bytes, more than {MaxSmallFile}: the artifact is damaged or hostile; rebuild it");
-            var ms = new MemoryStream();
-            if (entry.DataStream is not null) await entry.DataStream.CopyToAsync(ms, ct).ConfigureAwait(false);
-            d[file] = Encoding.UTF8.GetString(ms.ToArray());
+            d[file] = await ReadSmallAsync(entry, id, file, source, ct).ConfigureAwait(false);
         }, ct).ConfigureAwait(false);
         var images = Build(dirs, sizes, source);
         foreach (var img in images)
