@@ -230,6 +230,64 @@ public sealed class DockerComposeTests(ComposeV2Fixture fx) : IClassFixture<Comp
 
     private static string ComposeProject(string app) => app.ToLowerInvariant();
 
+    [SkippableFact]
+    public void Rollout_gives_up_after_rollout_timeout_when_a_service_never_becomes_healthy_naming_the_setting()
+    {
+        var app = Unique.Name("slowhealth");
+        using var dir = new TempDir("compose-timeout");
+        var conf = dir.Write("c.toml", $"docker_command = \"/usr/bin/docker\"\nstate_dir = \"{dir.Path}/state\"\nrollout_timeout = 3\n");
+        var manifests = dir.Dir("manifests");
+        // The first health check runs after an hour: the container stays "starting".
+        File.WriteAllText(Path.Combine(manifests, "docker-compose.yml"),
+            "services:\n  web:\n    image: appmodule/web:nohealth\n    healthcheck:\n      test: [\"CMD\", \"true\"]\n      interval: 1h\n      start_period: 1h\n");
+        try
+        {
+            DockerEngine.RequireImages();
+            var r = Run(WithConfig(conf), "ROLLOUT", app, manifests);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains($"not every service was ready within 3 s (rollout_timeout in {conf})", r.Stderr, StringComparison.Ordinal);
+            Assert.Contains("web", r.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            fx.Cleanup(app);
+        }
+    }
+
+    [SkippableFact]
+    public void A_Compose_CLI_that_hangs_is_stopped_after_compose_timeout_and_the_call_fails_naming_the_setting()
+    {
+        var app = Unique.Name("hang");
+        using var dir = new TempDir("compose-hang");
+        var marker = "fake-compose-" + app;
+        var fake = dir.Write("fake-compose", $"#!/bin/bash\ncase \" $* \" in *\" version \"*) echo 2.26.1; exit 0 ;; esac\nexec -a {marker} sleep 120\n");
+        File.SetUnixFileMode(fake, (UnixFileMode)0b111_101_101);
+        var conf = dir.Write("c.toml", $"docker_compose_command = \"{fake}\"\nstate_dir = \"{dir.Path}/state\"\ncompose_timeout = 2\n");
+        var manifests = dir.Dir("manifests");
+        File.WriteAllText(Path.Combine(manifests, "docker-compose.yml"), "services:\n  web:\n    image: appmodule/web:1.0\n");
+
+        var r = Run(WithConfig(conf), "ROLLOUT", app, manifests);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains($"did not finish within 2 s (compose_timeout in {conf})", r.Stderr, StringComparison.Ordinal);
+        Assert.Equal(1, Cmd.Run("pgrep", "-f", marker).ExitCode); // the hanging CLI was stopped, not left behind
+    }
+
+    [SkippableFact]
+    public void An_engine_that_accepts_but_never_answers_fails_the_call_after_engine_timeout_naming_the_setting()
+    {
+        using var dir = new TempDir("compose-mute");
+        var socketPath = dir.File("mute.sock");
+        using var mute = new System.Net.Sockets.Socket(System.Net.Sockets.AddressFamily.Unix, System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Unspecified);
+        mute.Bind(new System.Net.Sockets.UnixDomainSocketEndPoint(socketPath));
+        mute.Listen(16); // connections are queued and never answered
+        var conf = dir.Write("c.toml", $"docker_host = \"unix://{socketPath}\"\nstate_dir = \"{dir.Path}/state\"\nengine_timeout = 2\n");
+
+        var r = Run(WithConfig(conf), "ALIVE", Unique.Name("mute"));
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains($"the Docker engine at unix://{socketPath} did not", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("within 2 s (engine_timeout in the config)", r.Stderr, StringComparison.Ordinal);
+    }
+
     // ------------------------------------------------------------------ deep delta
 
     private const string CurrentDockerfile = "FROM appmodule/busybox:base\nRUN busybox seq 1 20000 > /d1\nRUN busybox seq 5 30000 > /d2\n";
