@@ -24,6 +24,13 @@ public sealed class SubModuleRunner(AppConfig config)
     /// </summary>
     public const string ImagesVariable = "MENDER_APP_IMAGES";
 
+    /// <summary>
+    /// On the pre-check REQS: the manifests of the version about to be installed, so that a sub-module
+    /// that reads it refuses an invalid composition, or one its policy forbids, before anything stops
+    /// (the reference shell sub-module ignores it; ROLLOUT checks again).
+    /// </summary>
+    public const string ManifestsVariable = "MENDER_APP_MANIFESTS_DIR";
+
     /// <summary>The sub-module executable for <paramref name="orchestrator"/>; throws naming the directory and the fix.</summary>
     public string Resolve(string orchestrator)
     {

@@ -84,7 +84,6 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
         var state = RecoverForInstall(_store.Load(app), artifact);
 
         // ---- pre-checks: nothing on the device changes until all of these pass
-        await _runner.RequireAsync(exe, new SubModuleCall.Reqs(), env, "pre-check (REQS)", $"sub-module {meta.Orchestrator}", ct).ConfigureAwait(false);
         var imagesPath = tree.ImagesArchive();
         var manifestsPath = tree.ManifestsArchive();
         var (images, carriedIds) = await ImagesArchive.ScanAsync(imagesPath, ct).ConfigureAwait(false);
@@ -113,6 +112,23 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
                 throw new InstallException("pre-check", image.UrlNew, $"the payload is image {carried}, but sums-new.txt says {image.SumsNew}: the artifact is inconsistent; regenerate it with app-gen");
             }
         }
+
+        // The sub-module's requirements, and the new manifests against its policy and the images the artifact carries.
+        var preview = Path.Combine(tree.TmpDir, "manifests-check");
+        if (Directory.Exists(preview))
+        {
+            Directory.Delete(preview, recursive: true);
+        }
+
+        Directory.CreateDirectory(preview);
+        ImagesArchive.ExtractManifests(manifestsPath, preview, ct);
+        var reqsEnv = new Dictionary<string, string?>(env, StringComparer.Ordinal)
+        {
+            [SubModuleRunner.ManifestsVariable] = preview,
+            [SubModuleRunner.ImagesVariable] = string.Join('\n', images.Select(i => $"{i.SumsNew} {i.UrlNew}")),
+        };
+        await _runner.RequireAsync(exe, new SubModuleCall.Reqs(), reqsEnv, "pre-check (REQS)", $"sub-module {meta.Orchestrator} with the manifests of {artifact}", ct).ConfigureAwait(false);
+        Directory.Delete(preview, recursive: true);
 
         var prepared = new Dictionary<string, string>(StringComparer.Ordinal); // image dir -> file to LOAD (deltas)
         foreach (var image in images.Where(i => i.Kind != ImageKind.Full))

@@ -229,22 +229,8 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     /// </summary>
     private async Task PinImagesAsync(CancellationToken ct)
     {
-        var pins = Environment.GetEnvironmentVariable("MENDER_APP_IMAGES");
-        if (string.IsNullOrWhiteSpace(pins))
+        foreach (var (id, url) in AppImages())
         {
-            return;
-        }
-
-        foreach (var line in pins.Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
-        {
-            var space = line.IndexOf(' ', StringComparison.Ordinal);
-            var id = space > 0 ? ImageUrl.Parse(line[..space]) : null;
-            if (id is not { IsId: true })
-            {
-                throw new SubModuleFailure($"MENDER_APP_IMAGES has the line \"{line}\"; expected \"<image id> <url>\" (it is set by app)");
-            }
-
-            var url = ImageUrl.Parse(line[(space + 1)..]);
             if (url.IsId)
             {
                 continue;
@@ -275,6 +261,26 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
                 ? $"tagged {Short(wanted.Id)} as {url.Reference} again (this version's image)"
                 : $"pointed {url.Reference} back at {Short(wanted.Id)}, this version's image (it named {Short(current.Id)}, another version's)");
         }
+    }
+
+    /// <summary>The (image ID, url) pairs of MENDER_APP_IMAGES ("&lt;image id&gt; &lt;url&gt;" per line, set by `app`); empty without it.</summary>
+    private static List<(ImageUrl Id, ImageUrl Url)> AppImages()
+    {
+        var pairs = new List<(ImageUrl, ImageUrl)>();
+        var text = Environment.GetEnvironmentVariable("MENDER_APP_IMAGES");
+        foreach (var line in (text ?? string.Empty).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var space = line.IndexOf(' ', StringComparison.Ordinal);
+            var id = space > 0 ? ImageUrl.Parse(line[..space]) : null;
+            if (id is not { IsId: true })
+            {
+                throw new SubModuleFailure($"MENDER_APP_IMAGES has the line \"{line}\"; expected \"<image id> <url>\" (it is set by app)");
+            }
+
+            pairs.Add((id, ImageUrl.Parse(line[(space + 1)..])));
+        }
+
+        return pairs;
     }
 
     private async Task RequireImagesAsync(IReadOnlyList<ServiceDefinition> services, string directory, CancellationToken ct)
@@ -551,15 +557,53 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
             reqs.Add(new Requirement("docker-engine", false, "error", e.Message));
         }
 
+        ComposeCli? found = null;
         try
         {
-            var compose = await ComposeAsync(ct, exactVersion: true).ConfigureAwait(false);
-            reqs.Add(new Requirement("compose", true, "error", $"{compose.Display} {compose.Version}"));
-            reqs.Add(new Requirement("compose-v2", compose.IsV2, "warning", compose.IsV2 ? string.Empty : "Compose v1 is end-of-life; install the Compose v2 plugin"));
+            found = await ComposeAsync(ct, exactVersion: true).ConfigureAwait(false);
+            reqs.Add(new Requirement("compose", true, "error", $"{found.Display} {found.Version}"));
+            reqs.Add(new Requirement("compose-v2", found.IsV2, "warning", found.IsV2 ? string.Empty : "Compose v1 is end-of-life; install the Compose v2 plugin"));
         }
         catch (SubModuleFailure e)
         {
             reqs.Add(new Requirement("compose", false, "error", e.Message));
+        }
+
+        // With MENDER_APP_MANIFESTS_DIR (set by `app` for the version it is about to install): the
+        // manifests must be a valid composition that the device's policy allows, whose images are in
+        // the artifact (MENDER_APP_IMAGES) or already in the engine: checked before anything stops.
+        if (found is not null && Environment.GetEnvironmentVariable("MENDER_APP_MANIFESTS_DIR") is { Length: > 0 } manifests)
+        {
+            try
+            {
+                var services = await found.ServicesAsync("mender-app-reqs", manifests, ct).ConfigureAwait(false);
+                CheckPolicy(services, manifests);
+                var carried = AppImages().Select(p => ImageUrl.Normalize(p.Url.Reference)).ToHashSet(StringComparer.Ordinal);
+                string? problem = null;
+                foreach (var x in services)
+                {
+                    if (x.Image is null)
+                    {
+                        problem = $"service {x.Name} has no image; building on the device is not supported, name a loaded image";
+                        break;
+                    }
+
+                    var reference = ImageUrl.Parse(x.Image).Reference;
+                    if (!carried.Contains(ImageUrl.Normalize(reference)) && await engine.InspectImageAsync(reference, ct).ConfigureAwait(false) is null)
+                    {
+                        problem = $"image {x.Image} of service {x.Name} is neither in the artifact nor in the engine; ROLLOUT never pulls: add it to the artifact";
+                        break;
+                    }
+                }
+
+                reqs.Add(problem is null
+                    ? new Requirement("manifests", true, "error", $"{services.Count} service(s): {string.Join(", ", services.Select(x => x.Name))}")
+                    : new Requirement("manifests", false, "error", problem));
+            }
+            catch (SubModuleFailure e)
+            {
+                reqs.Add(new Requirement("manifests", false, "error", e.Message));
+            }
         }
 
         var writable = false;

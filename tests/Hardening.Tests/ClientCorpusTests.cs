@@ -5,7 +5,8 @@ namespace Hardening.Tests;
 /// <summary>
 /// The attack corpus through the real Mender client 3.4, `app` and the docker-compose sub-module
 /// (configured with forbid_host_root_mounts = true): with application v1 installed, committed and
-/// serving, every hostile artifact fails with its clear message, v1 keeps serving, the client still
+/// serving, every hostile artifact fails with its clear message before v1 is stopped (its container
+/// is the same one afterwards), v1 keeps serving, the client still
 /// reports v1, and the store is settled and consistent (`app status`).
 /// </summary>
 public sealed class ClientCorpusTests : IClassFixture<ClientCorpusTests.Device>
@@ -45,6 +46,7 @@ public sealed class ClientCorpusTests : IClassFixture<ClientCorpusTests.Device>
         var c = HostileArtifacts.All.Single(x => x.Name == name);
         var rig = _device.Rig;
         var before = rig.State();
+        var container = rig.WebContainer();
 
         var install = rig.Client.Install(rig.Artifact(c.Build(rig.Base)));
 
@@ -70,6 +72,7 @@ public sealed class ClientCorpusTests : IClassFixture<ClientCorpusTests.Device>
         }
         Assert.Equal("v1", rig.Client.ShowArtifact());
         Assert.Equal("web 1.0", rig.Answer());
+        Assert.True(container == rig.WebContainer(), $"{c.Name}: v1's container was replaced (the artifact was refused only after v1 was stopped): {install}");
         var after = rig.AssertSettled("v1");
         Assert.Equal(before.Committed, after.Committed);
         foreach (var escaped in new[] { "/tmp/evil", "/tmp/evil.yml", "/etc/cron.d/evil" })

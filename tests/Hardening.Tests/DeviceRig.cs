@@ -347,6 +347,10 @@ public sealed class DeviceRig : IDisposable
         return s;
     }
 
+    /// <summary>The ID of the container that runs service web, or "" when none runs.</summary>
+    public string WebContainer() =>
+        Docker("ps", "-q", "--filter", $"label=com.docker.compose.project={App}", "--filter", "label=com.docker.compose.service=web").Stdout.Trim();
+
     /// <summary>The docker CLI against the application's engine.</summary>
     public CmdResult Docker(params string[] args) => _engine is null ? DockerEngine.Docker(args) : _engine.Docker(args);
 

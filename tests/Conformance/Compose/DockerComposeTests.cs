@@ -164,6 +164,40 @@ public sealed class DockerComposeTests(ComposeV2Fixture fx) : IClassFixture<Comp
     }
 
     [SkippableFact]
+    public void Reqs_with_the_new_manifests_checks_them_against_the_policy_and_the_images_the_artifact_carries()
+    {
+        using var dir = new TempDir("compose-reqs-manifests");
+        var conf = dir.Write("c.toml", $"docker_command = \"/usr/bin/docker\"\nstate_dir = \"{dir.Path}/state\"\nforbid_host_root_mounts = true\n");
+        CmdResult Reqs(string compose, string images = "")
+        {
+            var manifests = dir.Dir("m-" + Guid.NewGuid().ToString("n")[..8]);
+            File.WriteAllText(Path.Combine(manifests, "docker-compose.yml"), compose);
+            var env = WithConfig(conf);
+            env["MENDER_APP_MANIFESTS_DIR"] = manifests;
+            env["MENDER_APP_IMAGES"] = images;
+            return Run(env, "REQS");
+        }
+
+        DockerEngine.RequireImages();
+        var id = new string('a', 64);
+        var ok = Reqs("services:\n  web:\n    image: appmodule/web:1.0\n  new:\n    image: example/new:2\n", $"{id} example/new:2");
+        Assert.True(ok.ExitCode == 0, ok.ToString());
+        Assert.Matches(@"(?m)^manifests:ok 2 service\(s\): ", ok.Stdout);
+
+        var root = Reqs("services:\n  web:\n    image: appmodule/web:1.0\n    volumes:\n      - /:/host\n");
+        Assert.Equal(4, root.ExitCode);
+        Assert.Matches(@"(?m)^manifests:error service web in .* mounts the host's root directory", root.Stdout);
+
+        var missing = Reqs("services:\n  web:\n    image: example/nowhere:1\n", $"{id} example/new:2");
+        Assert.Equal(4, missing.ExitCode);
+        Assert.Contains("manifests:error image example/nowhere:1 of service web is neither in the artifact nor in the engine", missing.Stdout, StringComparison.Ordinal);
+
+        var broken = Reqs("services:\n  web: [not, a, service\n");
+        Assert.Equal(4, broken.ExitCode);
+        Assert.Matches(@"(?m)^manifests:error ", broken.Stdout);
+    }
+
+    [SkippableFact]
     public void Rollout_refuses_an_image_that_was_not_loaded_instead_of_pulling_it()
     {
         var app = Unique.Name("nopull");
