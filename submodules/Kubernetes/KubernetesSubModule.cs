@@ -867,6 +867,22 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
 
         var (ok, detail) = await _containerd.ProbeAsync(ct).ConfigureAwait(false);
         result.Add(new Requirement("containerd", ok, "error", detail));
+
+        // With MENDER_APP_MANIFESTS_DIR (set by `app` for the version it is about to install): the
+        // manifests must parse into objects, before anything stops.
+        if (Environment.GetEnvironmentVariable("MENDER_APP_MANIFESTS_DIR") is { Length: > 0 } manifests)
+        {
+            try
+            {
+                var objects = Manifests.Load(manifests);
+                result.Add(new Requirement("manifests", true, "error", $"{objects.Count} object(s)"));
+            }
+            catch (SubModuleFailure e)
+            {
+                result.Add(new Requirement("manifests", false, "error", e.Message));
+            }
+        }
+
         return result;
     }
 

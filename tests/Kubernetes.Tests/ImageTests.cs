@@ -86,5 +86,14 @@ public sealed class ImageTests(KubeFixture fx)
         Assert.Contains($"api-server:ok {fx.Api.Url}", r.Stdout, StringComparison.Ordinal);
         Assert.Contains("v1.31.0-fake", r.Stdout, StringComparison.Ordinal);
         Assert.Contains($"containerd:ok {fx.Containerd.Address}", r.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("manifests:", r.Stdout, StringComparison.Ordinal);
+
+        // The new version's manifests (app sets MENDER_APP_MANIFESTS_DIR on the pre-check REQS).
+        using var dir = new TempDir("k8s-reqs");
+        k.Env["MENDER_APP_MANIFESTS_DIR"] = dir.Path;
+        dir.Write("app.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\ndata:\n  a: b\n");
+        Assert.Contains("manifests:ok 1 object(s)", k.Ok("REQS").Stdout, StringComparison.Ordinal);
+        dir.Write("app.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: [broken\n");
+        Assert.Matches("(?m)^manifests:error .*app.yaml", k.Fails(4, "REQS").Stdout);
     }
 }
