@@ -24,7 +24,8 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
     private sealed record Sim(FleetUpdater Updater, RedisFleetBus Bus, ConcurrentQueue<(string App, DockerCommandRequest Req)> Calls,
         ConcurrentQueue<Decision> Decisions, string Channel, CancellationTokenSource Cts, List<Task> Tasks);
 
-    private async Task<Sim> StartAsync(Dictionary<string, string?> targets, IEnumerable<string> agents, string? hmac = null, Func<DockerCommandRequest, string?>? verify = null)
+    /// <param name="rpcTimeout">how long the updater waits for an agent (default 10 s: a loaded CI machine must not turn a success into a timeout)</param>
+    private async Task<Sim> StartAsync(Dictionary<string, string?> targets, IEnumerable<string> agents, string? hmac = null, Func<DockerCommandRequest, string?>? verify = null, TimeSpan? rpcTimeout = null)
     {
         var cts = new CancellationTokenSource(TimeSpan.FromMinutes(3));
         var bus = await RedisFleetBus.ConnectAsync(new RedisOptions { Host = fx.Redis.Host, Port = fx.Redis.Port }, cts.Token);
@@ -40,7 +41,7 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
             ["APP_TO_IMAGE"] = "{" + string.Join(',', targets.Keys.Select(a => $"\"{a}\":\"{fx.Registry.Web}\"")) + "}",
         };
         if (hmac is not null) env["FLEET_HMAC_KEY"] = hmac;
-        var cfg = UpdaterConfig.Load(null, env) with { Channel = channel, RpcTimeout = TimeSpan.FromMilliseconds(800) };
+        var cfg = UpdaterConfig.Load(null, env) with { Channel = channel, RpcTimeout = rpcTimeout ?? TimeSpan.FromSeconds(10) };
         var updater = new FleetUpdater(cfg, bus, new RegistryClient(cfg.Registry));
         var calls = new ConcurrentQueue<(string, DockerCommandRequest)>();
         var decisions = new ConcurrentQueue<Decision>();
@@ -57,7 +58,13 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
             }, _ => { });
             tasks.Add(server.RunAsync(cts.Token));
         }
-        await Task.Delay(200); // subscription established
+        // The version channel is fire-and-forget: publish only once the updater listens on it.
+        for (var i = 0; i < 500 && fx.Redis.Cli("PUBSUB", "NUMSUB", channel).Split('\n').LastOrDefault()?.Trim() is "0" or null; i++)
+        {
+            await Task.Delay(20);
+        }
+
+        Assert.Equal("1", fx.Redis.Cli("PUBSUB", "NUMSUB", channel).Split('\n').Last().Trim());
         return new Sim(updater, bus, calls, decisions, channel, cts, tasks);
     }
 
@@ -116,7 +123,7 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
     [Fact]
     public async Task An_unreachable_agent_times_out_cleanly_and_its_request_is_retracted()
     {
-        var s = await StartAsync(new() { ["lonely"] = "2.0" }, agents: []);
+        var s = await StartAsync(new() { ["lonely"] = "2.0" }, agents: [], rpcTimeout: TimeSpan.FromMilliseconds(800));
         var rpcs = new ConcurrentQueue<RpcResult>();
         s.Updater.RpcCompleted += (_, r) => rpcs.Enqueue(r);
         await s.Bus.PublishAsync(s.Channel, WireCodec.EncodeVersion(new VersionMessage("lonely", "1.0", [])), s.Cts.Token);
