@@ -283,7 +283,11 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         return pairs;
     }
 
-    private async Task RequireImagesAsync(IReadOnlyList<ServiceDefinition> services, string directory, CancellationToken ct)
+    /// <summary>
+    /// Every service names an image that is in the engine, or (REQS before LOAD) among
+    /// <paramref name="carried"/>, the normalized references the artifact brings.
+    /// </summary>
+    private async Task RequireImagesAsync(IReadOnlyList<ServiceDefinition> services, string directory, CancellationToken ct, IReadOnlySet<string>? carried = null)
     {
         foreach (var s in services)
         {
@@ -292,9 +296,12 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
                 throw new SubModuleFailure($"service {s.Name} in {directory} has no image; building on the device is not supported, name a loaded image");
             }
 
-            if (await engine.InspectImageAsync(ImageUrl.Parse(s.Image).Reference, ct).ConfigureAwait(false) is null)
+            var reference = ImageUrl.Parse(s.Image).Reference;
+            if (carried?.Contains(ImageUrl.Normalize(reference)) != true && await engine.InspectImageAsync(reference, ct).ConfigureAwait(false) is null)
             {
-                throw new SubModuleFailure($"image {s.Image} of service {s.Name} is not in the engine; ROLLOUT never pulls: LOAD it first (is it in the artifact?)");
+                throw new SubModuleFailure(carried is null
+                    ? $"image {s.Image} of service {s.Name} is not in the engine; ROLLOUT never pulls: LOAD it first (is it in the artifact?)"
+                    : $"image {s.Image} of service {s.Name} is neither in the artifact nor in the engine; ROLLOUT never pulls: add it to the artifact");
             }
         }
     }
@@ -579,26 +586,8 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
                 var services = await found.ServicesAsync("mender-app-reqs", manifests, ct).ConfigureAwait(false);
                 CheckPolicy(services, manifests);
                 var carried = AppImages().Select(p => ImageUrl.Normalize(p.Url.Reference)).ToHashSet(StringComparer.Ordinal);
-                string? problem = null;
-                foreach (var x in services)
-                {
-                    if (x.Image is null)
-                    {
-                        problem = $"service {x.Name} has no image; building on the device is not supported, name a loaded image";
-                        break;
-                    }
-
-                    var reference = ImageUrl.Parse(x.Image).Reference;
-                    if (!carried.Contains(ImageUrl.Normalize(reference)) && await engine.InspectImageAsync(reference, ct).ConfigureAwait(false) is null)
-                    {
-                        problem = $"image {x.Image} of service {x.Name} is neither in the artifact nor in the engine; ROLLOUT never pulls: add it to the artifact";
-                        break;
-                    }
-                }
-
-                reqs.Add(problem is null
-                    ? new Requirement("manifests", true, "error", $"{services.Count} service(s): {string.Join(", ", services.Select(x => x.Name))}")
-                    : new Requirement("manifests", false, "error", problem));
+                await RequireImagesAsync(services, manifests, ct, carried).ConfigureAwait(false);
+                reqs.Add(new Requirement("manifests", true, "error", $"{services.Count} service(s): {string.Join(", ", services.Select(x => x.Name))}"));
             }
             catch (SubModuleFailure e)
             {
