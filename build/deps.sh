@@ -42,3 +42,26 @@ else
   install -D -m 0755 "$w/x/usr/libexec/docker/cli-plugins/docker-compose" "$plugin"
   say "Compose v2 installed: $("$plugin" version --short)"
 fi
+
+# kubectl, for the conformance suite that holds the fake API server to the real client
+# (tests/Kubernetes.Tests/KubectlConformanceTests.cs): the `kubectl` package of Google's Cloud SDK
+# apt repository (Debian 12's own kubernetes-client is 1.20, too old for OpenAPI v3 validation),
+# fetched with a private source list and key, then installed with apt; nothing is fetched once it is installed.
+if dpkg-query -W -f='${Status}' kubectl 2>/dev/null | grep -q 'install ok installed' && command -v kubectl >/dev/null; then
+  say "kubectl present ($(kubectl version --client 2>/dev/null | head -n 1))"
+else
+  say "fetching kubectl from packages.cloud.google.com (private source list, system sources untouched)"
+  k=$(mktemp -d)
+  mkdir -p "$k/lists/partial" "$k/cache/archives/partial"
+  curl -fsSL https://packages.cloud.google.com/apt/doc/apt-key.gpg -o "$k/key"
+  # The key is served armored or binary; apt tells them apart by the file's extension.
+  if head -c 40 "$k/key" | grep -q 'BEGIN PGP'; then keyring="$k/cloud-google.asc"; else keyring="$k/cloud-google.gpg"; fi
+  mv "$k/key" "$keyring"
+  sed "s|@KEYRING@|$keyring|" "$here/apt/google-cloud-sdk.sources.in" >"$k/google.sources"
+  o=(-o "Dir::Etc::sourcelist=$k/google.sources" -o Dir::Etc::sourceparts=- -o "Dir::State::Lists=$k/lists" -o "Dir::Cache=$k/cache" -o APT::Get::List-Cleanup=0)
+  apt-get "${o[@]}" update -q >&2
+  (cd "$k" && apt-get "${o[@]}" download kubectl >&2)
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$k"/kubectl_*.deb >&2
+  rm -rf "$k"
+  say "kubectl installed: $(kubectl version --client 2>/dev/null | head -n 1)"
+fi
