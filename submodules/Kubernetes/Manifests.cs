@@ -25,7 +25,8 @@ public sealed record ManifestObject(string File, int Line, JsonObject Body)
 /// Reads every document of every manifest file of a directory (recursively, files ending in .yaml,
 /// .yml or .json, in path order, as <c>kubectl apply -R</c> does) into JSON objects. Everything is
 /// read and checked before anything is applied; the first problem is reported with file and line.
-/// Plain scalars are typed as the Kubernetes tools type them (YAML 1.1: yes/no/on/off are booleans).
+/// Plain scalars are typed as the Kubernetes tools type them (YAML 1.1: yes/no/on/off are booleans), so a
+/// ConfigMap value <c>flag: yes</c> is the boolean true, which the API server refuses; it is reported here.
 /// </summary>
 public static partial class Manifests
 {
@@ -162,7 +163,51 @@ public static partial class Manifests
             throw new SubModuleFailure($"{o.Where}: metadata.namespace of {o.Kind} {name} must be a non-empty string; nothing was applied");
         }
 
+        CheckStringMaps(o, name);
         return o;
+    }
+
+    /// <summary>
+    /// Maps the API types as map[string]string (labels, annotations, ConfigMap and Secret data) must hold
+    /// strings only: the API server refuses anything else (server-side apply fails typing the object). YAML 1.1,
+    /// which kubectl and this module read, makes an unquoted yes/no/on/off/true/false a boolean and 1 or 1.5 a
+    /// number, so such values must be quoted; say so before anything is applied.
+    /// </summary>
+    private static void CheckStringMaps(ManifestObject o, string name)
+    {
+        var maps = new List<string> { "metadata.labels", "metadata.annotations" };
+        if (o.ApiVersion == "v1" && o.Kind == "ConfigMap")
+        {
+            maps.AddRange(["data", "binaryData"]);
+        }
+        else if (o.ApiVersion == "v1" && o.Kind == "Secret")
+        {
+            maps.AddRange(["data", "stringData"]);
+        }
+
+        foreach (var path in maps)
+        {
+            JsonNode? node = o.Body;
+            foreach (var part in path.Split('.'))
+            {
+                node = node is JsonObject obj ? obj[part] : null;
+            }
+
+            foreach (var (key, value) in node as JsonObject ?? [])
+            {
+                if (value is null || (value is JsonValue v && v.GetValueKind() == System.Text.Json.JsonValueKind.String))
+                {
+                    continue;
+                }
+
+                var what = value is JsonValue scalar
+                    ? $"the {(scalar.GetValueKind() is System.Text.Json.JsonValueKind.True or System.Text.Json.JsonValueKind.False ? "boolean" : "number")} {scalar.ToJsonString()}"
+                    : $"a{(value is JsonArray ? " list" : " map")}";
+                throw new SubModuleFailure(
+                    $"{o.Where}: {o.Kind} {name}: {path}.{key} is {what}, but the Kubernetes API accepts only strings there " +
+                    $"(YAML reads unquoted yes/no/on/off/true/false as booleans and digits as numbers); quote the value, e.g. {key}: \"...\"; nothing was applied");
+            }
+        }
     }
 
     private static string Inner(Exception e)

@@ -22,7 +22,7 @@ public sealed class RolloutTests(KubeFixture fx)
                   namespace: {k.Ns}
                 data:
                   mode: "2"
-                  flag: yes
+                  flag: "yes"
                 ---
                 # an empty document is fine
                 """),
@@ -42,15 +42,44 @@ public sealed class RolloutTests(KubeFixture fx)
         Assert.Equal(k.App, Label(cm, AppLabel));
         Assert.Equal(k.App, Label(svc, AppLabel));
 
-        // YAML typing as kubectl does it: quoted stays a string; the ConfigMap refuses non-strings in real life,
-        // so the fake keeps what was sent and we check the JSON kinds.
+        // Quoted scalars stay strings (an unquoted yes is a boolean, refused: see the next test).
         Assert.Equal("2", cm!["data"]!["mode"]!.GetValue<string>());
-        Assert.True(cm["data"]!["flag"]!.GetValue<bool>());
+        Assert.Equal("yes", cm["data"]!["flag"]!.GetValue<string>());
 
         // Server-side apply with the configured field manager.
         var managers = web!["metadata"]!["managedFields"]!.AsArray().Select(m => (m!["manager"]!.GetValue<string>(), m["operation"]!.GetValue<string>()));
         Assert.Contains(("mender-app", "Apply"), managers);
         Assert.Contains(fx.Api.Requests, r => r.StartsWith($"PATCH /apis/apps/v1/namespaces/{k.Ns}/deployments/web?fieldManager=mender-app&force=true", StringComparison.Ordinal));
+    }
+
+    [Fact]
+    public void An_unquoted_yes_in_configmap_data_is_a_boolean_the_api_refuses_so_it_is_rejected_before_anything_is_applied()
+    {
+        // YAML 1.1, as kubectl reads it, makes `flag: yes` the boolean true; ConfigMap data is map[string]string and
+        // the API server refuses it (the kubectl conformance suite shows the fake refusing it as a real server does).
+        using var k = new K8sRun(fx, "yes");
+        var dir = k.Manifests("m",
+            ("a-web.yaml", k.Deployment("web")),
+            ("b-settings.yaml", $"""
+                # settings
+                apiVersion: v1
+                kind: ConfigMap
+                metadata:
+                  name: settings
+                  namespace: {k.Ns}
+                data:
+                  mode: "2"
+                  flag: yes
+                """));
+        var before = fx.Api.Requests.Count;
+
+        var r = k.Fails(1, "ROLLOUT", k.App, dir);
+
+        Assert.Contains("b-settings.yaml:2: ConfigMap settings: data.flag is the boolean true, but the Kubernetes API accepts only strings there", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("quote the value", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("nothing was applied", r.Stderr, StringComparison.Ordinal);
+        Assert.DoesNotContain(fx.Api.Requests.Skip(before), q => !q.StartsWith("GET", StringComparison.Ordinal));
+        Assert.False(fx.Api.NamespaceExists(k.Ns));
     }
 
     [Fact]
