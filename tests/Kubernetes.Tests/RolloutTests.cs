@@ -256,7 +256,7 @@ public sealed class RolloutTests(KubeFixture fx)
         var v2 = strict.Manifests("v2", ("web.yaml", strict.Deployment("web", replicas: 2)));
         var r = strict.Fails(1, "ROLLOUT", strict.App, v2);
         Assert.Contains("applying deployment", r.Stderr, StringComparison.Ordinal);
-        Assert.Contains("conflict with \"autoscaler\": .spec.replicas", r.Stderr, StringComparison.Ordinal);
+        Assert.Matches(@"conflict with ""autoscaler"" using apps/v1 at \S+: \.spec\.replicas", r.Stderr);
         Assert.Contains("force_conflicts", r.Stderr, StringComparison.Ordinal);
         Assert.Equal(4, fx.Api.Get("apps/v1", "Deployment", strict.Ns, "web")!["spec"]!["replicas"]!.GetValue<long>());
 

@@ -18,25 +18,10 @@ namespace FakeKubeApi;
 
 /// <summary>
 /// An in-process Kubernetes API server for tests (no real cluster can run on these machines). It
-/// serves, over plain HTTP on 127.0.0.1 with a bearer token, what the k8s sub-module uses, with the
-/// real API's semantics:
-/// <list type="bullet">
-/// <item>discovery: /version, /api, /apis, resource lists per group version;</item>
-/// <item>server-side apply (PATCH application/apply-patch+yaml, fieldManager required, force):
-/// creates or updates, tracks field ownership per manager and operation, reports conflicts (409)
-/// unless forced, removes fields a manager stops applying;</item>
-/// <item>JSON merge patch (application/merge-patch+json), POST create, GET, LIST (in a namespace or
-/// across all, with label selectors), DELETE (a namespace takes its objects with it);</item>
-/// <item>namespaces: objects in a namespace that does not exist are refused (404), as by the real API;</item>
-/// <item>metadata.generation bumps on changes outside metadata and status; status is ignored in
-/// apply and patch for kinds with a status subresource; spec.replicas defaults to 1;</item>
-/// <item>a controller: workload status follows spec at once (observedGeneration, updated, ready and
-/// available replicas) and pods are created per replica (with owner references, deleted with their
-/// workload), except for images in <see cref="CrashingImages"/> (pods crash-loop) or
-/// <see cref="UnreadyImages"/> (pods run but are never ready), and
-/// namespaces in <see cref="HeldNamespaces"/> (status left to the test, <see cref="SetStatus"/>);
-/// StatefulSets create PVCs from volumeClaimTemplates; DaemonSets run on one node, fake-node.</item>
-/// </list>
+/// serves, on 127.0.0.1 with a bearer token (plain HTTP, or HTTPS with a self-signed certificate,
+/// which the real kubectl needs to send the token), what the k8s sub-module and an operator's
+/// kubectl use, with the real API's semantics. What it implements and leaves out, and the kubectl
+/// suite that holds it to the real client (tests/Kubernetes.Tests/KubectlConformanceTests.cs): README.md.
 /// </summary>
 public sealed class FakeKubeApiServer : IAsyncDisposable
 {
@@ -47,6 +32,13 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
     private readonly Dictionary<(string Group, string Resource, string Ns, string Name), Stored> _objects = new();
     private readonly List<string> _requests = [];
     private long _resourceVersion = 100;
+    private string _userAgent = string.Empty;
+
+    /// <summary>
+    /// The field manager of a write: the fieldManager parameter, else the User-Agent up to its first '/'
+    /// (k8s.io/apiserver/pkg/endpoints/handlers: managerOrUserAgent, prefixFromUserAgent).
+    /// </summary>
+    private string ManagerOf(string fieldManager) => fieldManager.Length > 0 ? fieldManager : _userAgent.Split('/')[0];
 
     private FakeKubeApiServer(WebApplication app, string token)
     {
@@ -104,6 +96,23 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
 
     /// <summary>Namespaces whose workloads the controller leaves alone; the test drives their status.</summary>
     public HashSet<string> HeldNamespaces { get; } = new(StringComparer.Ordinal);
+
+    /// <summary>One request as the fake received it.</summary>
+    public sealed record Exchange(string Method, string Path, IReadOnlyDictionary<string, string> Query, string ContentType, string Body, string UserAgent);
+
+    private readonly List<Exchange> _exchanges = [];
+
+    /// <summary>Every request with its query, content type, body and User-Agent, in order (to compare what two clients send).</summary>
+    public IReadOnlyList<Exchange> Exchanges
+    {
+        get
+        {
+            lock (_gate)
+            {
+                return [.. _exchanges];
+            }
+        }
+    }
 
     /// <summary>"METHOD path?query" of every request, in order.</summary>
     public IReadOnlyList<string> Requests
@@ -218,7 +227,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         {
             if (_objects.ContainsKey((string.Empty, "namespaces", string.Empty, ns)))
             {
-                Delete(ResourceTypes.FindKind("v1", "Namespace")!, null, ns);
+                Delete(ResourceTypes.FindKind("v1", "Namespace")!, null, ns, "Background");
             }
         }
     }
@@ -260,9 +269,12 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         }
 
         (int Code, JsonNode Body) result;
+        Watch? watch = null;
         lock (_gate)
         {
             _requests.Add($"{req.Method} {path}{req.QueryString}");
+            _userAgent = req.Headers.UserAgent.ToString();
+            _exchanges.Add(new Exchange(req.Method, path, req.Query.ToDictionary(q => q.Key, q => q.Value.ToString(), StringComparer.Ordinal), req.ContentType ?? string.Empty, body, _userAgent));
             if (req.Headers.Authorization.ToString() != $"Bearer {Token}")
             {
                 result = Status(401, "Unauthorized", "Unauthorized");
@@ -271,11 +283,11 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             {
                 try
                 {
-                    result = Route(req.Method, path, req.Query, req.ContentType, body);
+                    result = Route(req.Method, path, req.Query, req.ContentType, req.Headers.Accept.ToString(), body, out watch);
                 }
                 catch (ApiError e)
                 {
-                    result = Status(e.Code, e.Reason, e.Message);
+                    result = Status(e.Code, e.Reason, e.Message, e.Details);
                 }
                 catch (ArgumentException e)
                 {
@@ -294,15 +306,107 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
 
         ctx.Response.StatusCode = result.Code;
         ctx.Response.ContentType = "application/json";
+        if (watch is not null)
+        {
+            await StreamWatchAsync(ctx, watch).ConfigureAwait(false);
+            return;
+        }
+
         await ctx.Response.WriteAsync(result.Body.ToJsonString(), ctx.RequestAborted).ConfigureAwait(false);
     }
 
-    private (int, JsonNode) Route(string method, string path, IQueryCollection query, string? contentType, string body)
+    /// <summary>A watch request: which objects, from which resourceVersion, for how long.</summary>
+    private sealed record Watch(ResourceDef Def, string? Ns, IReadOnlyList<LabelSelector.Requirement> Labels, IReadOnlyList<(string Field, string Op, string Value)> Fields, long FromVersion, TimeSpan Timeout);
+
+    /// <summary>
+    /// Streams watch events (one JSON object per line: ADDED, MODIFIED, DELETED) until the timeout or
+    /// the client goes away. Without a resourceVersion the current objects come first as ADDED, as the
+    /// real API does ("Get State and Start at Most Recent"); changes are found by polling the store.
+    /// </summary>
+    private async Task StreamWatchAsync(HttpContext ctx, Watch w)
     {
+        var known = new Dictionary<(string Ns, string Name), (long Version, JsonObject Object)>();
+        lock (_gate)
+        {
+            foreach (var o in Matching(w.Def, w.Ns, w.Labels, w.Fields))
+            {
+                var v = long.Parse(o["metadata"]!["resourceVersion"]!.GetValue<string>(), CultureInfo.InvariantCulture);
+                if (w.FromVersion > 0 && v <= w.FromVersion)
+                {
+                    known[(o["metadata"]?["namespace"]?.GetValue<string>() ?? string.Empty, o["metadata"]!["name"]!.GetValue<string>())] = (v, o);
+                }
+            }
+        }
+
+        var until = DateTime.UtcNow + w.Timeout;
+        try
+        {
+            await ctx.Response.StartAsync(ctx.RequestAborted).ConfigureAwait(false);
+            while (!ctx.RequestAborted.IsCancellationRequested && DateTime.UtcNow < until)
+            {
+                var events = new List<JsonObject>();
+                lock (_gate)
+                {
+                    var now = Matching(w.Def, w.Ns, w.Labels, w.Fields).ToDictionary(o => (o["metadata"]?["namespace"]?.GetValue<string>() ?? string.Empty, o["metadata"]!["name"]!.GetValue<string>()));
+                    foreach (var (key, o) in now)
+                    {
+                        var v = long.Parse(o["metadata"]!["resourceVersion"]!.GetValue<string>(), CultureInfo.InvariantCulture);
+                        if (!known.TryGetValue(key, out var had) || had.Version != v)
+                        {
+                            events.Add(new JsonObject { ["type"] = known.ContainsKey(key) ? "MODIFIED" : "ADDED", ["object"] = Typed(w.Def, o) });
+                            known[key] = (v, o);
+                        }
+                    }
+
+                    foreach (var key in known.Keys.Where(k => !now.ContainsKey(k)).ToList())
+                    {
+                        events.Add(new JsonObject { ["type"] = "DELETED", ["object"] = Typed(w.Def, known[key].Object) });
+                        known.Remove(key);
+                    }
+                }
+
+                foreach (var e in events)
+                {
+                    await ctx.Response.WriteAsync(e.ToJsonString() + "\n", ctx.RequestAborted).ConfigureAwait(false);
+                }
+
+                await ctx.Response.Body.FlushAsync(ctx.RequestAborted).ConfigureAwait(false);
+                await Task.Delay(50, ctx.RequestAborted).ConfigureAwait(false);
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // the client closed the watch
+        }
+    }
+
+    private static JsonObject Typed(ResourceDef def, JsonObject o)
+    {
+        var c = (JsonObject)o.DeepClone();
+        c["apiVersion"] = def.GroupVersion;
+        c["kind"] = def.Kind;
+        return c;
+    }
+
+    private (int, JsonNode) Route(string method, string path, IQueryCollection query, string? contentType, string accept, string body, out Watch? watch)
+    {
+        watch = null;
         var seg = path.Trim('/').Split('/', StringSplitOptions.RemoveEmptyEntries).Select(Uri.UnescapeDataString).ToArray();
         if (method == "GET" && seg is ["version"])
         {
             return (200, new JsonObject { ["major"] = "1", ["minor"] = "31", ["gitVersion"] = "v1.31.0-fake", ["platform"] = "linux/amd64" });
+        }
+
+        if (method == "GET" && seg is ["openapi", "v3"])
+        {
+            return (200, OpenApi.Index(AllDefs));
+        }
+
+        if (method == "GET" && seg.Length >= 3 && seg[0] == "openapi" && seg[1] == "v3")
+        {
+            var gv = string.Join('/', seg[2..]);
+            var defs = AllDefs.Where(d => OpenApi.PathOf(d) == gv).ToList();
+            return defs.Count > 0 ? (200, OpenApi.Document(defs)) : throw new ApiError(404, "NotFound", "the server could not find the requested resource");
         }
 
         if (method == "GET" && seg is ["api"])
@@ -343,7 +447,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         }
 
         string? ns = null, resource, name = null, sub = null;
-        if (rest[0] == "namespaces" && rest.Length >= 3)
+        if (rest[0] == "namespaces" && rest.Length >= 3 && !(rest.Length == 3 && rest[2] is "status" or "finalize"))
         {
             ns = rest[1];
             resource = rest[2];
@@ -358,20 +462,91 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         }
 
         var def = FindDef(group, version, resource) ?? throw new ApiError(404, "NotFound", "the server could not find the requested resource");
-        if (sub is not null || (!def.Namespaced && ns is not null) || (def.Namespaced && ns is null && name is not null))
+        if ((!def.Namespaced && ns is not null) || (def.Namespaced && ns is null && name is not null)
+            || (sub is not null && !((sub == "status" && def.HasStatus) || (sub == "scale" && def.HasScale))))
         {
             throw new ApiError(404, "NotFound", "the server could not find the requested resource");
         }
 
+        if (sub is not null)
+        {
+            return Subresource(def, ns, name!, sub, method, query, contentType, body);
+        }
+
+        var table = Tables.Wanted(accept);
+        if (method == "GET" && name is null && query["watch"].ToString() is "true" or "1")
+        {
+            watch = new Watch(def, ns, LabelSelector.Parse(query["labelSelector"].ToString()), FieldSelector(def, query["fieldSelector"].ToString()),
+                long.TryParse(query["resourceVersion"].ToString(), CultureInfo.InvariantCulture, out var from) ? from : 0,
+                TimeSpan.FromSeconds(int.TryParse(query["timeoutSeconds"].ToString(), CultureInfo.InvariantCulture, out var t) ? t : 1800));
+            return (200, new JsonObject());
+        }
+
         return (method, name) switch
         {
-            ("GET", null) => (200, ListObjects(def, ns, query["labelSelector"].ToString())),
-            ("GET", { } n) => (200, Lookup(def, ns, n).Object.DeepClone()),
-            ("POST", null) => Create(def, ns, query["fieldManager"].ToString(), Parse(body)),
+            ("GET", null) => (200, ListObjects(def, ns, query["labelSelector"].ToString(), query["fieldSelector"].ToString(), table)),
+            ("GET", { } n) => (200, table ? Tables.Convert(def, [Lookup(def, ns, n).Object], _resourceVersion.ToString(CultureInfo.InvariantCulture), DateTime.UtcNow) : Lookup(def, ns, n).Object.DeepClone()),
+            ("POST", null) => Create(def, ns, query["fieldManager"].ToString(), query["fieldValidation"].ToString(), Parse(body)),
             ("PATCH", { } n) => Patch(def, ns, n, query, contentType, body),
-            ("DELETE", { } n) => (200, Delete(def, ns, n)),
+            ("DELETE", { } n) => (200, Delete(def, ns, n, Propagation(query, body))),
             _ => throw new ApiError(405, "MethodNotAllowed", $"{method} is not supported on this path by the fake"),
         };
+    }
+
+    /// <summary>DeleteOptions.propagationPolicy from the query or the body; Background when absent (the default of most kinds).</summary>
+    private static string Propagation(IQueryCollection query, string body)
+    {
+        var policy = query["propagationPolicy"].ToString();
+        if (policy.Length == 0 && body.TrimStart().StartsWith('{'))
+        {
+            policy = JsonNode.Parse(body)?["propagationPolicy"]?.GetValue<string>() ?? string.Empty;
+        }
+
+        return policy switch
+        {
+            "" => "Background",
+            "Orphan" or "Background" or "Foreground" => policy,
+            _ => throw new ApiError(422, "Invalid", $"DeleteOptions.meta.k8s.io \"\" is invalid: propagationPolicy: Unsupported value: \"{policy}\": supported values: \"Foreground\", \"Background\", \"Orphan\""),
+        };
+    }
+
+    /// <summary>Field selectors: every kind supports metadata.name and metadata.namespace (apiserver's DefaultClusterScopedAttr / DefaultNamespaceScopedAttr).</summary>
+    private static IReadOnlyList<(string Field, string Op, string Value)> FieldSelector(ResourceDef def, string selector)
+    {
+        var result = new List<(string, string, string)>();
+        foreach (var part in selector.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        {
+            var op = part.Contains("!=", StringComparison.Ordinal) ? "!=" : part.Contains("==", StringComparison.Ordinal) ? "==" : "=";
+            var kv = part.Split(op, 2);
+            if (kv.Length != 2)
+            {
+                throw new ApiError(400, "BadRequest", $"invalid selector: '{selector}'; can't understand '{part}'");
+            }
+
+            if (kv[0] is not ("metadata.name" or "metadata.namespace"))
+            {
+                throw new ApiError(400, "BadRequest", $"field label not supported: {kv[0]}");
+            }
+
+            result.Add((kv[0], op == "!=" ? "!=" : "=", kv[1]));
+        }
+
+        return result;
+    }
+
+    private IEnumerable<JsonObject> Matching(ResourceDef def, string? ns, IReadOnlyList<LabelSelector.Requirement> labels, IReadOnlyList<(string Field, string Op, string Value)> fields)
+    {
+        foreach (var (key, s) in _objects.OrderBy(p => p.Key.Ns, StringComparer.Ordinal).ThenBy(p => p.Key.Name, StringComparer.Ordinal))
+        {
+            if (key.Group != def.Group || key.Resource != def.Resource || (ns is not null && key.Ns != ns)
+                || !LabelSelector.Matches(labels, s.Object["metadata"]?["labels"] as JsonObject)
+                || !fields.All(f => (f.Field == "metadata.name" ? key.Name : key.Ns) == f.Value == (f.Op == "=")))
+            {
+                continue;
+            }
+
+            yield return s.Object;
+        }
     }
 
     private JsonObject Discovery(string group, string version)
@@ -385,14 +560,30 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         var resources = new JsonArray();
         foreach (var d in defs)
         {
-            resources.Add(new JsonObject
+            var entry = new JsonObject
             {
                 ["name"] = d.Resource, ["singularName"] = d.Singular, ["namespaced"] = d.Namespaced, ["kind"] = d.Kind,
-                ["verbs"] = new JsonArray("create", "delete", "get", "list", "patch", "update", "watch"),
-            });
+                ["verbs"] = new JsonArray("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
+            };
+            if (d.ShortNames.Count > 0)
+            {
+                entry["shortNames"] = new JsonArray(d.ShortNames.Select(n => (JsonNode)n).ToArray());
+            }
+
+            if (d.Categories.Count > 0)
+            {
+                entry["categories"] = new JsonArray(d.Categories.Select(n => (JsonNode)n).ToArray());
+            }
+
+            resources.Add(entry);
             if (d.HasStatus)
             {
                 resources.Add(new JsonObject { ["name"] = d.Resource + "/status", ["singularName"] = string.Empty, ["namespaced"] = d.Namespaced, ["kind"] = d.Kind, ["verbs"] = new JsonArray("get", "patch", "update") });
+            }
+
+            if (d.HasScale)
+            {
+                resources.Add(new JsonObject { ["name"] = d.Resource + "/scale", ["singularName"] = string.Empty, ["namespaced"] = d.Namespaced, ["group"] = "autoscaling", ["version"] = "v1", ["kind"] = "Scale", ["verbs"] = new JsonArray("get", "patch", "update") });
             }
         }
 
@@ -415,24 +606,19 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             ? s
             : throw new ApiError(404, "NotFound", $"{def.QualifiedResource} \"{name}\" not found");
 
-    private JsonObject ListObjects(ResourceDef def, string? ns, string selector)
+    private JsonNode ListObjects(ResourceDef def, string? ns, string selector, string fieldSelector, bool table)
     {
-        var requirements = LabelSelector.Parse(selector);
-        var items = new JsonArray();
-        foreach (var (key, s) in _objects.OrderBy(p => p.Key.Ns, StringComparer.Ordinal).ThenBy(p => p.Key.Name, StringComparer.Ordinal))
+        var matching = Matching(def, ns, LabelSelector.Parse(selector), FieldSelector(def, fieldSelector)).ToList();
+        var version = _resourceVersion.ToString(CultureInfo.InvariantCulture);
+        if (table)
         {
-            if (key.Group != def.Group || key.Resource != def.Resource || (ns is not null && key.Ns != ns))
-            {
-                continue;
-            }
+            return Tables.Convert(def, matching, version, DateTime.UtcNow);
+        }
 
-            var labels = s.Object["metadata"]?["labels"] as JsonObject;
-            if (!LabelSelector.Matches(requirements, labels))
-            {
-                continue;
-            }
-
-            var item = (JsonObject)s.Object.DeepClone();
+        var items = new JsonArray();
+        foreach (var o in matching)
+        {
+            var item = (JsonObject)o.DeepClone();
             item.Remove("apiVersion"); // the real API leaves type information to the list
             item.Remove("kind");
             items.Add(item);
@@ -441,7 +627,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         return new JsonObject
         {
             ["kind"] = def.Kind + "List", ["apiVersion"] = def.GroupVersion,
-            ["metadata"] = new JsonObject { ["resourceVersion"] = _resourceVersion.ToString(CultureInfo.InvariantCulture) },
+            ["metadata"] = new JsonObject { ["resourceVersion"] = version },
             ["items"] = items,
         };
     }
@@ -499,9 +685,10 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         }
     }
 
-    private (int, JsonNode) Create(ResourceDef def, string? ns, string fieldManager, JsonObject body)
+    private (int, JsonNode) Create(ResourceDef def, string? ns, string fieldManager, string fieldValidation, JsonObject body)
     {
         CheckIdentity(def, ns, null, body);
+        CheckDecodable(def, body, fieldValidation);
         var name = body["metadata"]!["name"]!.GetValue<string>();
         RequireNamespace(def, ns);
         if (_objects.ContainsKey((def.Group, def.Resource, ns ?? string.Empty, name)))
@@ -515,9 +702,44 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         }
 
         var s = Insert(def, ns ?? string.Empty, name, body);
-        s.Owners[(fieldManager.Length == 0 ? "unknown" : fieldManager, "Update")] = Fields.Leaves(body, def.HasStatus).Keys.ToHashSet(StringComparer.Ordinal);
+        s.Owners[new Owner(ManagerOf(fieldManager), "Update", string.Empty)] = Fields.Leaves(body, def.HasStatus).Keys.ToHashSet(StringComparer.Ordinal);
         AfterWrite(def, s, null);
         return (201, s.Object.DeepClone());
+    }
+
+    private bool IsCustom(ResourceDef def) => _custom.Contains(def);
+
+    /// <summary>
+    /// A create or update body is decoded into the kind's Go type: a wrong type is a 400 from the JSON
+    /// decoder; an unknown field is dropped, or refused with fieldValidation=Strict (which kubectl sends)
+    /// (API concepts, "Field validation": https://kubernetes.io/docs/reference/using-api/api-concepts/#field-validation).
+    /// </summary>
+    private void CheckDecodable(ResourceDef def, JsonObject body, string fieldValidation)
+    {
+        while (Schema.FirstError(def, body, IsCustom(def)) is var (path, problem))
+        {
+            if (problem.StartsWith("expected string", StringComparison.Ordinal))
+            {
+                var parts = path.TrimStart('.').Split('.');
+                var field = $"{def.Kind}.{string.Join('.', parts[..^1])}";
+                JsonNode? value = body;
+                foreach (var part in parts)
+                {
+                    value = value?[part];
+                }
+
+                throw new ApiError(400, "BadRequest", $"{def.Kind} in version \"{def.Version}\" cannot be handled as a {def.Kind}: json: cannot unmarshal {Schema.JsonKind(value)} into Go struct field {field} of type string");
+            }
+
+            if (fieldValidation == "Strict")
+            {
+                throw new ApiError(400, "BadRequest", $"{def.Kind} in version \"{def.Version}\" cannot be handled as a {def.Kind}: strict decoding error: unknown field \"{path.TrimStart('.')}\"");
+            }
+
+            var segments = path.TrimStart('.').Split('.');
+            var parent = segments.Length == 1 ? body : (JsonObject)body[segments[0]]!;
+            parent.Remove(segments[^1]);
+        }
     }
 
     private Stored Insert(ResourceDef def, string ns, string name, JsonObject body)
@@ -566,6 +788,15 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
                     throw new ApiError(400, "BadRequest", "apiVersion and kind must be set in an apply configuration");
                 }
 
+                // Server-side apply types the configuration with the kind's schema first; a field the schema does not
+                // declare or a value of the wrong type fails there, as a plain error, so the apiserver answers 500
+                // (k8s.io/apimachinery/pkg/util/managedfields/internal/structuredmerge.go; kubernetes/kubernetes#122480, #139253).
+                if (Schema.FirstError(def, config, IsCustom(def)) is var (path, problem))
+                {
+                    var gvk = $"{def.GroupVersion}, Kind={def.Kind}";
+                    throw new ApiError(500, string.Empty, $"failed to create typed patch object ({(def.Namespaced ? ns : string.Empty)}/{name}; {(def.Group.Length == 0 ? "/" : string.Empty)}{gvk}): {path}: {problem}");
+                }
+
                 RequireNamespace(def, ns);
                 return Apply(def, ns ?? string.Empty, name, manager, force, config);
             }
@@ -579,40 +810,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
                     patch.Remove("status");
                 }
 
-                var before = (JsonObject)s.Object.DeepClone();
-                var merged = (JsonObject)Fields.MergePatch(s.Object, patch)!;
-                merged["metadata"]!["name"] = name;
-                var (set, removed) = Fields.PatchPaths(patch);
-                var owner = (manager.Length == 0 ? "unknown" : manager, "Update");
-                foreach (var p in set)
-                {
-                    var changed = !Fields.Same(Fields.Get(before, p).Value, Fields.Get(merged, p).Value);
-                    foreach (var (k, owned) in s.Owners)
-                    {
-                        if (changed && k != owner)
-                        {
-                            owned.Remove(p);
-                        }
-                    }
-                }
-
-                foreach (var p in removed)
-                {
-                    foreach (var owned in s.Owners.Values)
-                    {
-                        owned.RemoveWhere(o => o == p || o.StartsWith(p + "/", StringComparison.Ordinal));
-                    }
-                }
-
-                if (!s.Owners.TryGetValue(owner, out var mine))
-                {
-                    mine = new HashSet<string>(StringComparer.Ordinal);
-                    s.Owners[owner] = mine;
-                }
-
-                mine.UnionWith(set);
-                s.Object = merged;
-                AfterWrite(def, s, before);
+                MergeUpdate(def, s, patch, new Owner(ManagerOf(manager), "Update", string.Empty));
                 return (200, s.Object.DeepClone());
             }
 
@@ -621,9 +819,126 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         }
     }
 
+    /// <summary>A merge patch by an Update manager: it takes over the fields it changes and drops the ones it removes.</summary>
+    private void MergeUpdate(ResourceDef def, Stored s, JsonObject patch, Owner owner)
+    {
+        var before = (JsonObject)s.Object.DeepClone();
+        var merged = (JsonObject)Fields.MergePatch(s.Object, patch)!;
+        merged["metadata"]!["name"] = before["metadata"]!["name"]!.DeepClone();
+        var (set, removed) = Fields.PatchPaths(patch);
+        foreach (var p in set)
+        {
+            var changed = !Fields.Same(Fields.Get(before, p).Value, Fields.Get(merged, p).Value);
+            foreach (var (k, owned) in s.Owners)
+            {
+                if (changed && k != owner)
+                {
+                    owned.Remove(p);
+                }
+            }
+        }
+
+        foreach (var p in removed)
+        {
+            foreach (var owned in s.Owners.Values)
+            {
+                owned.RemoveWhere(o => o == p || o.StartsWith(p + "/", StringComparison.Ordinal));
+            }
+        }
+
+        if (!s.Owners.TryGetValue(owner, out var mine))
+        {
+            mine = new HashSet<string>(StringComparer.Ordinal);
+            s.Owners[owner] = mine;
+        }
+
+        mine.UnionWith(set);
+        s.Times[owner] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+        s.Object = merged;
+        AfterWrite(def, s, before);
+    }
+
+    /// <summary>
+    /// The status and scale subresources. Scale is autoscaling/v1 Scale over spec.replicas, status.replicas
+    /// and the selector (API reference: "Scale v1 autoscaling"; kubectl scale PATCHes it, field manager
+    /// kubectl-scale). Writes through a subresource are recorded with "subresource" in managedFields.
+    /// </summary>
+    private (int, JsonNode) Subresource(ResourceDef def, string? ns, string name, string sub, string method, IQueryCollection query, string? contentType, string body)
+    {
+        var s = Lookup(def, ns, name);
+        var manager = ManagerOf(query["fieldManager"].ToString());
+        if (sub == "status")
+        {
+            if (method == "GET")
+            {
+                return (200, s.Object.DeepClone());
+            }
+
+            if (method == "PATCH" && (contentType ?? string.Empty).StartsWith("application/merge-patch+json", StringComparison.Ordinal))
+            {
+                var patch = Parse(body);
+                var before = (JsonObject)s.Object.DeepClone();
+                s.Object["status"] = Fields.MergePatch(s.Object["status"], patch["status"]);
+                s.Object["metadata"]!["resourceVersion"] = NextVersion();
+                _ = before;
+                return (200, s.Object.DeepClone());
+            }
+
+            throw new ApiError(405, "MethodNotAllowed", $"{method} {contentType} on {def.Resource}/status is not supported by the fake");
+        }
+
+        switch (method)
+        {
+            case "GET":
+                return (200, Scale(def, s));
+            case "PATCH" or "PUT":
+            {
+                var patch = Parse(body);
+                if (method == "PATCH" && !(contentType ?? string.Empty).StartsWith("application/merge-patch+json", StringComparison.Ordinal)
+                                      && !(contentType ?? string.Empty).StartsWith("application/strategic-merge-patch+json", StringComparison.Ordinal))
+                {
+                    throw new ApiError(415, "UnsupportedMediaType", $"the fake scales with merge patches or PUT only (got {contentType})");
+                }
+
+                var scale = method == "PUT" ? patch : (JsonObject)Fields.MergePatch(Scale(def, s), patch)!;
+                if (scale["spec"]?["replicas"] is not JsonValue r || !r.TryGetValue<long>(out var replicas) || replicas < 0)
+                {
+                    throw new ApiError(422, "Invalid", $"Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: must be greater than or equal to 0");
+                }
+
+                MergeUpdate(def, s, new JsonObject { ["spec"] = new JsonObject { ["replicas"] = replicas } }, new Owner(manager, "Update", "scale"));
+                return (200, Scale(def, s));
+            }
+
+            default:
+                throw new ApiError(405, "MethodNotAllowed", $"{method} is not supported on {def.Resource}/scale");
+        }
+    }
+
+    private static JsonObject Scale(ResourceDef def, Stored s)
+    {
+        var meta = s.Object["metadata"]!;
+        var selector = s.Object["spec"]?["selector"]?["matchLabels"] as JsonObject ?? [];
+        return new JsonObject
+        {
+            ["kind"] = "Scale", ["apiVersion"] = "autoscaling/v1",
+            ["metadata"] = new JsonObject
+            {
+                ["name"] = meta["name"]!.DeepClone(), ["namespace"] = meta["namespace"]?.DeepClone(), ["uid"] = meta["uid"]!.DeepClone(),
+                ["resourceVersion"] = meta["resourceVersion"]!.DeepClone(), ["creationTimestamp"] = meta["creationTimestamp"]!.DeepClone(),
+            },
+            ["spec"] = new JsonObject { ["replicas"] = Num(s.Object["spec"]?["replicas"], 1) },
+            ["status"] = new JsonObject
+            {
+                ["replicas"] = Num(s.Object["status"]?["replicas"], 0),
+                ["selector"] = string.Join(',', selector.Select(p => $"{p.Key}={p.Value?.GetValue<string>()}")),
+            },
+        };
+    }
+
     private (int, JsonNode) Apply(ResourceDef def, string ns, string name, string manager, bool force, JsonObject config)
     {
-        var key = (manager, "Apply");
+        var key = new Owner(manager, "Apply", string.Empty);
         var leaves = Fields.Leaves(config, def.HasStatus);
         if (def.HasStatus)
         {
@@ -634,6 +949,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         {
             s = Insert(def, ns, name, config);
             s.Owners[key] = leaves.Keys.ToHashSet(StringComparer.Ordinal);
+            s.Times[key] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
             AfterWrite(def, s, null);
             return (201, s.Object.DeepClone());
         }
@@ -641,7 +957,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         var before = (JsonObject)s.Object.DeepClone();
 
         // Conflicts: a field another manager owns, whose value this configuration changes.
-        var conflicts = new List<(string Manager, string Path)>();
+        var conflicts = new List<(Owner Owner, string Path)>();
         foreach (var (path, value) in leaves)
         {
             var live = Fields.Get(s.Object, path);
@@ -654,15 +970,14 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             {
                 if (owner != key && owned.Contains(path))
                 {
-                    conflicts.Add((owner.Manager, path));
+                    conflicts.Add((owner, path));
                 }
             }
         }
 
         if (conflicts.Count > 0 && !force)
         {
-            var list = string.Join("\n", conflicts.Select(c => $"- conflict with \"{c.Manager}\": {Fields.Display(c.Path)}"));
-            throw new ApiError(409, "Conflict", $"Apply failed with {conflicts.Count} conflict{(conflicts.Count == 1 ? string.Empty : "s")}: {list}");
+            throw Conflict(def, s, name, conflicts);
         }
 
         foreach (var (_, path) in conflicts)
@@ -692,15 +1007,84 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         }
 
         s.Owners[key] = leaves.Keys.ToHashSet(StringComparer.Ordinal);
+        s.Times[key] = DateTime.UtcNow.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
         AfterWrite(def, s, before);
         return (200, s.Object.DeepClone());
     }
 
-    private JsonObject Delete(ResourceDef def, string? ns, string name)
+    /// <summary>
+    /// The apiserver's apply conflict: 409, reason Conflict, one cause per field, and the message of
+    /// k8s.io/apimachinery/pkg/util/managedfields/internal/conflict.go (getConflictMessage, printManager).
+    /// </summary>
+    private static ApiError Conflict(ResourceDef def, Stored s, string name, List<(Owner Owner, string Path)> conflicts)
+    {
+        string Print(Owner o)
+        {
+            var text = $"\"{o.Manager}\"" + (o.Subresource.Length > 0 ? $" with subresource \"{o.Subresource}\"" : string.Empty);
+            return o.Operation == "Update" ? $"{text} using {def.GroupVersion}" + (s.Times.TryGetValue(o, out var t) ? $" at {t}" : string.Empty) : text;
+        }
+
+        string message;
+        if (conflicts.Count == 1)
+        {
+            message = $"Apply failed with 1 conflict: conflict with {Print(conflicts[0].Owner)}: {Fields.Display(conflicts[0].Path)}";
+        }
+        else
+        {
+            var lines = new List<string>();
+            foreach (var g in conflicts.GroupBy(c => c.Owner).OrderBy(g => g.Key.Manager, StringComparer.Ordinal))
+            {
+                lines.Add($"conflicts with {Print(g.Key)}:");
+                lines.AddRange(g.Select(c => $"- {Fields.Display(c.Path)}"));
+            }
+
+            message = $"Apply failed with {conflicts.Count} conflicts: {string.Join("\n", lines)}";
+        }
+
+        var details = new JsonObject
+        {
+            ["name"] = name, ["group"] = def.Group, ["kind"] = def.Resource,
+            ["causes"] = new JsonArray(conflicts.Select(c => (JsonNode)new JsonObject
+            {
+                ["reason"] = "FieldManagerConflict", ["message"] = $"conflict with {Print(c.Owner)}", ["field"] = Fields.Display(c.Path),
+            }).ToArray()),
+        };
+        return new ApiError(409, "Conflict", message, details);
+    }
+
+    /// <summary>
+    /// DELETE with a propagation policy (API concepts, "Garbage collection": Background and Foreground delete the
+    /// dependents, Orphan leaves them with the owner reference removed). The fake's garbage collector runs at
+    /// once, so Foreground returns with the dependents already gone rather than with a deletionTimestamp.
+    /// </summary>
+    private JsonObject Delete(ResourceDef def, string? ns, string name, string propagation)
     {
         var s = Lookup(def, ns, name);
         _objects.Remove((def.Group, def.Resource, ns ?? string.Empty, name));
-        RemoveDependents(s.Object["metadata"]!["uid"]!.GetValue<string>());
+        var uid = s.Object["metadata"]!["uid"]!.GetValue<string>();
+        if (propagation == "Orphan")
+        {
+            foreach (var dependent in _objects.Values.Where(d => OwnerUid(d.Object) == uid))
+            {
+                var refs = (JsonArray)dependent.Object["metadata"]!["ownerReferences"]!;
+                foreach (var r in refs.Where(r => r?["uid"]?.GetValue<string>() == uid).ToList())
+                {
+                    refs.Remove(r);
+                }
+
+                if (refs.Count == 0)
+                {
+                    ((JsonObject)dependent.Object["metadata"]!).Remove("ownerReferences");
+                }
+
+                dependent.Object["metadata"]!["resourceVersion"] = NextVersion();
+            }
+        }
+        else
+        {
+            RemoveDependents(uid);
+        }
+
         if (def.Kind == "Namespace")
         {
             foreach (var k in _objects.Keys.Where(k => k.Ns == name).ToList())
@@ -748,13 +1132,20 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         }
 
         var managed = new JsonArray();
-        foreach (var ((manager, operation), owned) in s.Owners.Where(o => o.Value.Count > 0).OrderBy(o => o.Key.Manager, StringComparer.Ordinal))
+        foreach (var (owner, owned) in s.Owners.Where(o => o.Value.Count > 0).OrderBy(o => o.Key.Manager, StringComparer.Ordinal))
         {
-            managed.Add(new JsonObject
+            var entry = new JsonObject
             {
-                ["manager"] = manager, ["operation"] = operation, ["apiVersion"] = def.GroupVersion, ["fieldsType"] = "FieldsV1",
-                ["fieldsV1"] = new JsonArray(owned.Order(StringComparer.Ordinal).Select(p => (JsonNode)Fields.Display(p)).ToArray()),
-            });
+                ["manager"] = owner.Manager, ["operation"] = owner.Operation, ["apiVersion"] = def.GroupVersion,
+                ["time"] = s.Times.TryGetValue(owner, out var t) ? t : meta["creationTimestamp"]?.DeepClone(),
+                ["fieldsType"] = "FieldsV1", ["fieldsV1"] = Fields.ToFieldsV1(owned),
+            };
+            if (owner.Subresource.Length > 0)
+            {
+                entry["subresource"] = owner.Subresource;
+            }
+
+            managed.Add(entry);
         }
 
         meta["managedFields"] = managed;
@@ -866,7 +1257,11 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         _custom.RemoveAll(d => d.Group == group && d.Resource == plural);
         foreach (var v in (spec?["versions"] as JsonArray ?? []).OfType<JsonObject>().Where(v => v["served"]?.GetValue<bool>() != false))
         {
-            _custom.Add(new ResourceDef(group, v["name"]!.GetValue<string>(), plural, kind, spec?["scope"]?.GetValue<string>() != "Cluster", false));
+            _custom.Add(new ResourceDef(group, v["name"]!.GetValue<string>(), plural, kind, spec?["scope"]?.GetValue<string>() != "Cluster", v["subresources"]?["status"] is not null)
+            {
+                ShortNames = (spec?["names"]?["shortNames"] as JsonArray ?? []).Select(n => n!.GetValue<string>()).ToList(),
+                Categories = (spec?["names"]?["categories"] as JsonArray ?? []).Select(n => n!.GetValue<string>()).ToList(),
+            });
         }
 
         crd["status"] = new JsonObject
@@ -1018,12 +1413,25 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
     private static JsonObject Condition(string type, string status, string reason, string message) =>
         new() { ["type"] = type, ["status"] = status, ["reason"] = reason, ["message"] = message };
 
-    private static (int, JsonNode) Status(int code, string reason, string message) =>
-        (code, new JsonObject
+    private static (int, JsonNode) Status(int code, string reason, string message, JsonObject? details = null)
+    {
+        var status = new JsonObject
         {
-            ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Failure",
-            ["message"] = message, ["reason"] = reason, ["code"] = code,
-        });
+            ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Failure", ["message"] = message,
+        };
+        if (reason.Length > 0)
+        {
+            status["reason"] = reason; // errors that are no API status (a plain Go error) have none
+        }
+
+        if (details is not null)
+        {
+            status["details"] = details;
+        }
+
+        status["code"] = code;
+        return (code, status);
+    }
 
     public async ValueTask DisposeAsync()
     {
@@ -1037,11 +1445,19 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
 
         public JsonObject Object { get; set; } = obj;
 
-        public Dictionary<(string Manager, string Operation), HashSet<string>> Owners { get; } = new();
+        public Dictionary<Owner, HashSet<string>> Owners { get; } = new();
+
+        /// <summary>When each manager last wrote (managedFields[].time).</summary>
+        public Dictionary<Owner, string> Times { get; } = new();
     }
 
-    private sealed class ApiError(int code, string reason, string message) : Exception(message)
+    /// <summary>A field manager as managedFields names it.</summary>
+    private sealed record Owner(string Manager, string Operation, string Subresource);
+
+    private sealed class ApiError(int code, string reason, string message, JsonObject? details = null) : Exception(message)
     {
+        public JsonObject? Details { get; } = details;
+
         public int Code { get; } = code;
 
         public string Reason { get; } = reason;

@@ -199,6 +199,28 @@ public static class Fields
         return (set, removed);
     }
 
+    /// <summary>The managedFields fieldsV1 form of owned paths: {"f:spec":{"f:replicas":{}}}.</summary>
+    public static JsonObject ToFieldsV1(IEnumerable<string> paths)
+    {
+        var root = new JsonObject();
+        foreach (var path in paths.Order(StringComparer.Ordinal))
+        {
+            var cur = root;
+            foreach (var part in Split(path))
+            {
+                if (cur["f:" + part] is not JsonObject next)
+                {
+                    next = [];
+                    cur["f:" + part] = next;
+                }
+
+                cur = next;
+            }
+        }
+
+        return root;
+    }
+
     /// <summary>The kubectl-style field name: /spec/replicas → .spec.replicas.</summary>
     public static string Display(string path) => "." + string.Join('.', Split(path));
 }
