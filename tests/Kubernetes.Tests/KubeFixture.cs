@@ -42,16 +42,22 @@ public sealed class KubeCollection : ICollectionFixture<KubeFixture>;
 /// </summary>
 public sealed class K8sRun : IDisposable
 {
-    private readonly KubeFixture _fx;
+    private readonly FakeKubeApiServer _api;
 
     public K8sRun(KubeFixture fx, string prefix, string extraConfig = "")
+        : this(fx.Api, fx.KubeConfig, prefix, extraConfig)
     {
-        _fx = fx;
+    }
+
+    /// <summary>Against any fake API server with its kubeconfig (e.g. the HTTPS one the kubectl suite uses).</summary>
+    public K8sRun(FakeKubeApiServer api, string kubeConfig, string prefix, string extraConfig = "")
+    {
+        _api = api;
         App = Unique.Name(prefix);
         Dir = new TempDir("k8s-" + prefix);
         var settings = new Dictionary<string, string>
         {
-            ["kubeconfig"] = $"\"{fx.KubeConfig}\"",
+            ["kubeconfig"] = $"\"{kubeConfig}\"",
             ["state_dir"] = $"\"{Dir.Dir("state")}\"",
             ["rollout_timeout_seconds"] = "3",
             ["poll_interval_ms"] = "50",
@@ -136,7 +142,7 @@ public sealed class K8sRun : IDisposable
 
     public void Dispose()
     {
-        _fx.Api.DeleteNamespace(Ns);
+        _api.DeleteNamespace(Ns);
         Dir.Dispose();
     }
 }

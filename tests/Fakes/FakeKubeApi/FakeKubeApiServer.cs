@@ -674,7 +674,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             {
                 if (v is not JsonValue value || value.GetValueKind() != JsonValueKind.String)
                 {
-                    throw new ApiError(400, "BadRequest", $"label {k} must be a string");
+                    continue; // a type error: the schema check answers it as the apiserver does (Schema.FirstError)
                 }
 
                 if (!LabelSelector.IsValidValue(value.GetValue<string>()))
