@@ -197,7 +197,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // kubectl scale PATCHes the scale subresource (autoscaling/v1 Scale; API reference "Deployment v1
     // apps", "replace scale of the specified Deployment"); the write is recorded in managedFields with
     // subresource "scale" and, without a fieldManager, the manager named by the User-Agent prefix
-    // (k8s.io/apiserver/pkg/endpoints/handlers/rest.go, managerOrUserAgent); a later apply of another
+    // (k8s.io/apiserver/pkg/endpoints/handlers/create.go, managerOrUserAgent); a later apply of another
     // replica count conflicts with it (server-side-apply docs, "Conflicts").
     [Fact]
     public void Scale_goes_through_the_scale_subresource_and_the_scaler_then_owns_the_replicas()
