@@ -3,7 +3,7 @@ using DockerCompose;
 using SubModule.Hosting;
 
 // The docker-compose orchestrator sub-module, installed as /usr/share/mender/app-modules/v1/docker-compose.
-// Usage: docker-compose <CALL> args... (../shared/spec/sub-module-api.md). Config: Settings.cs.
+// Usage: docker-compose <CALL> args... (docs/sub-module-api.md). Config: Settings.cs.
 //
 // Exit codes (the shared sub-module contract, mapped in one place by SubModuleHost.RunAsync):
 //   0   success; ALIVE/HEALTHY: alive/healthy

@@ -4,7 +4,7 @@ using Kubernetes;
 using SubModule.Hosting;
 
 // k8s: the Kubernetes orchestrator sub-module, /usr/share/mender/app-modules/v1/k8s.
-// Usage: k8s <CALL> args... (see ../shared/spec/sub-module-api.md).
+// Usage: k8s <CALL> args... (see docs/sub-module-api.md).
 //
 // Exit codes (the contract shared by every sub-module, mapped in one place by SubModuleHost.RunAsync):
 //   0   success; ALIVE/HEALTHY: alive/healthy

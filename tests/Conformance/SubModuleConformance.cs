@@ -4,7 +4,7 @@ namespace Conformance;
 
 /// <summary>
 /// The sub-module conformance suite: drives a sub-module executable through every call of the argv
-/// contract (../shared/spec/sub-module-api.md) and its failure cases, against the real orchestrator.
+/// contract (docs/sub-module-api.md) and its failure cases, against the real orchestrator.
 /// A concrete class per orchestrator derives from it with its <see cref="IOrchestratorFixture"/>:
 /// <code>public sealed class ComposeV2Conformance(ComposeV2Fixture f) : SubModuleConformance&lt;ComposeV2Fixture&gt;(f);</code>
 /// Exit codes checked are the shared contract of SubModule.Hosting: 0 ok, 1 failed / not alive / not

@@ -1,7 +1,7 @@
 namespace TestSupport;
 
 /// <summary>
-/// The real Mender client 3.4 in standalone mode, isolated per test (../shared/spec/mender-update-module.md
+/// The real Mender client 3.4 in standalone mode, isolated per test (docs/update-module-protocol.md
 /// section 1): a private mount namespace with bind mounts over /usr/share/mender/modules/v3 and
 /// /etc/mender, plus its own --config, --data, device_type and artifact_info.
 /// </summary>

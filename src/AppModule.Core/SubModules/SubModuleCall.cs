@@ -2,7 +2,7 @@ namespace AppModule.Core.SubModules;
 
 /// <summary>
 /// One call of the orchestrator sub-module API, as the archived shell reference passes it on the
-/// command line (see ../shared/spec/sub-module-api.md): <c>&lt;sub-module&gt; &lt;CALL&gt; args...</c>.
+/// command line (see docs/sub-module-api.md): <c>&lt;sub-module&gt; &lt;CALL&gt; args...</c>.
 /// The same records are built by the <c>app</c> module and parsed by the sub-modules, so the argv
 /// contract lives in one place.
 /// </summary>

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A minimal rewrite of the archived reference `app` Update Module's ArtifactInstall, driving an
-# orchestrator sub-module through the argv contract (../shared/spec/sub-module-api.md) exactly as
+# orchestrator sub-module through the argv contract (docs/sub-module-api.md) exactly as
 # the reference does: LOAD every image, STOP the previous composition, ROLLOUT the new one, and on
 # failure ROLLBACK to the last good one. Used by the tests to show that the reference can drive our
 # sub-module.

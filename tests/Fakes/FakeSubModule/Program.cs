@@ -1,5 +1,5 @@
 // fake-submodule: a tiny scriptable orchestrator sub-module for the `app` module's tests.
-// It follows the reference argv contract (../shared/spec/sub-module-api.md) and keeps its "engine"
+// It follows the reference argv contract (docs/sub-module-api.md) and keeps its "engine"
 // in the directory $FAKE_SUBMODULE_DIR:
 //   calls.log            one line per call: "CALL args... | platform=<MENDER_APP_UPDATE_MODULE_PLATFORM> [NAME=value for names in record-env]"
 //   images/<url>         what LOAD read (SAVE writes it back, DELETE removes it)
