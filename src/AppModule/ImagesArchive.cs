@@ -1,7 +1,3 @@
-using System.Formats.Tar;
-using System.Security.Cryptography;
-using System.Text;
-using System.Text.Json;
 using AppModule.Artifacts;
 using AppModule.Core.Install;
 
@@ -9,13 +5,10 @@ namespace AppModule;
 
 /// <summary>
 /// The payload files of an app artifact (files/images.tar.gz and files/manifests.tar.gz, or the
-/// plain .tar variants), read with the Artifacts library's forward-only readers, plus the check that
-/// a saved image is the image its sums-new.txt names.
+/// plain .tar variants), read with the Artifacts library's forward-only readers.
 /// </summary>
 public static class ImagesArchive
 {
-    private const long SmallFile = 1 << 20;
-
     /// <summary>The payload file <paramref name="baseName"/>.tar.gz or .tar in <paramref name="filesDir"/>.</summary>
     public static string Locate(string filesDir, string baseName)
     {
@@ -36,14 +29,14 @@ public static class ImagesArchive
 
     /// <summary>
     /// One pass over the payload: the image directories, classified and checked, and for each
-    /// image.img the image ID it carries (<see cref="SavedImageId"/>; null for deltas and non-images).
+    /// image.img what it carries (<see cref="SavedImage"/>: ID and platform; null for deltas and non-images).
     /// </summary>
-    public static async Task<(IReadOnlyList<ImageEntry> Images, IReadOnlyDictionary<string, string?> Carried)> ScanAsync(string path, CancellationToken ct)
+    public static async Task<(IReadOnlyList<ImageEntry> Images, IReadOnlyDictionary<string, SavedImage?> Carried)> ScanAsync(string path, CancellationToken ct)
     {
-        var carried = new Dictionary<string, string?>(StringComparer.Ordinal);
+        var carried = new Dictionary<string, SavedImage?>(StringComparer.Ordinal);
         var images = await ImagesPayload.ScanAsync(Opener(path), path, ct, (id, stream) =>
         {
-            carried[id] = SavedImageId(stream, ct);
+            carried[id] = SavedImage.Read(stream, ct);
             return Task.CompletedTask;
         }).ConfigureAwait(false);
         return (images, carried);
@@ -53,70 +46,14 @@ public static class ImagesArchive
     public static Task ForEachPayloadAsync(string path, IReadOnlyList<ImageEntry> images, Func<ImageEntry, Stream, Task> onImage, CancellationToken ct) =>
         ImagesPayload.StreamImagesAsync(Opener(path), path, images, (e, s, _) => onImage(e, s), ct);
 
-    /// <summary>
-    /// The image ID a saved image (docker-archive or OCI layout, as <c>docker save</c> writes it)
-    /// carries: the sha256 of the config blob that manifest.json names. Null when the stream is not
-    /// a tar with a manifest.json (e.g. a VCDIFF delta).
-    /// </summary>
-    public static string? SavedImageId(Stream payload, CancellationToken ct)
-    {
-        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
-        string? manifest = null;
-        try
-        {
-            using var tar = new TarReader(payload, leaveOpen: true);
-            while (tar.GetNextEntry() is { } e)
-            {
-                ct.ThrowIfCancellationRequested();
-                if (e.DataStream is null || e.Length > SmallFile)
-                {
-                    continue;
-                }
-
-                var name = PayloadArchive.Normalize(e.Name);
-                if (name == "manifest.json")
-                {
-                    using var r = new StreamReader(e.DataStream, Encoding.UTF8, leaveOpen: true);
-                    manifest = r.ReadToEnd();
-                }
-                else
-                {
-                    hashes[name] = Convert.ToHexStringLower(SHA256.HashData(e.DataStream));
-                }
-            }
-        }
-        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or OverflowException)
-        {
-            return null;
-        }
-
-        if (manifest is null)
-        {
-            return null;
-        }
-
-        try
-        {
-            using var doc = JsonDocument.Parse(manifest);
-            if (doc.RootElement.ValueKind != JsonValueKind.Array || doc.RootElement.GetArrayLength() == 0
-                || !doc.RootElement[0].TryGetProperty("Config", out var config) || config.GetString() is not { } configName)
-            {
-                return null;
-            }
-
-            return hashes.TryGetValue(PayloadArchive.Normalize(configName), out var h) ? h : null;
-        }
-        catch (JsonException)
-        {
-            return null;
-        }
-    }
-
     /// <summary>The image ID of a saved image file.</summary>
-    public static string? SavedImageIdOfFile(string path, CancellationToken ct)
+    public static string? SavedImageIdOfFile(string path, CancellationToken ct) => SavedImageOfFile(path, ct)?.Id;
+
+    /// <summary>What a saved image file carries (ID, platform); null when it is not a saved image.</summary>
+    public static SavedImage? SavedImageOfFile(string path, CancellationToken ct)
     {
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-        return SavedImageId(fs, ct);
+        return SavedImage.Read(fs, ct);
     }
 
     /// <summary>Extracts files/manifests.tar.gz into <paramref name="target"/> (safely: no escapes, no devices, bounded).</summary>

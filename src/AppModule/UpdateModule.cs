@@ -87,31 +87,8 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
         var imagesPath = tree.ImagesArchive();
         var manifestsPath = tree.ManifestsArchive();
         var (images, carriedIds) = await ImagesArchive.ScanAsync(imagesPath, ct).ConfigureAwait(false);
-        var listed = meta.Images.ToHashSet(StringComparer.Ordinal);
-        foreach (var image in images)
-        {
-            if (listed.Count > 0 && !listed.Contains(image.SumsNew))
-            {
-                throw new ArtifactFormatException($"image {image.SumsNew} ({image.UrlNew}) is not listed in meta-data \"images\": the artifact is inconsistent; regenerate it with app-gen");
-            }
-        }
-
-        var dupe = images.GroupBy(i => i.UrlNew, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
-        if (dupe is not null)
-        {
-            throw new ArtifactFormatException($"two image directories load the same reference {dupe.Key}: regenerate the artifact with app-gen");
-        }
-
-        // Every full image must be the image its sums-new.txt names (read from the payload itself in the scan, before anything changes).
-        foreach (var image in images.Where(i => i.Kind == ImageKind.Full))
-        {
-            var carried = carriedIds.GetValueOrDefault(image.Id)
-                ?? throw new InstallException("pre-check", image.UrlNew, $"images/{image.Id}/image.img is not a saved image (no manifest.json naming its config): regenerate the artifact with app-gen");
-            if (carried != image.SumsNew)
-            {
-                throw new InstallException("pre-check", image.UrlNew, $"the payload is image {carried}, but sums-new.txt says {image.SumsNew}: the artifact is inconsistent; regenerate it with app-gen");
-            }
-        }
+        // Every claim of the artifact (meta-data's image list and platform, sums-new.txt) against what the payload carries.
+        ArtifactClaims.Check(meta, images, carriedIds, imagesPath);
 
         // The sub-module's requirements, and the new manifests against its policy and the images the artifact carries.
         var preview = Path.Combine(tree.TmpDir, "manifests-check");
@@ -133,7 +110,7 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
         var prepared = new Dictionary<string, string>(StringComparer.Ordinal); // image dir -> file to LOAD (deltas)
         foreach (var image in images.Where(i => i.Kind != ImageKind.Full))
         {
-            prepared[image.Id] = await PrepareDeltaAsync(exe, app, image, images, imagesPath, env, ct).ConfigureAwait(false);
+            prepared[image.Id] = await PrepareDeltaAsync(exe, app, meta.Platform, image, images, imagesPath, env, ct).ConfigureAwait(false);
         }
 
         var fullBytes = images.Where(i => i.Kind == ImageKind.Full).Sum(i => i.ImageSize);
@@ -204,7 +181,7 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
     /// against, then rebuilds the new saved image in tmp/ and checks its ID. All before anything is
     /// stopped; a missing or different base refuses the install. Returns the file to LOAD.
     /// </summary>
-    private async Task<string> PrepareDeltaAsync(string exe, string app, ImageEntry image, IReadOnlyList<ImageEntry> all, string imagesPath, IReadOnlyDictionary<string, string?> env, CancellationToken ct)
+    private async Task<string> PrepareDeltaAsync(string exe, string app, string platform, ImageEntry image, IReadOnlyList<ImageEntry> all, string imagesPath, IReadOnlyDictionary<string, string?> env, CancellationToken ct)
     {
         var basePath = Path.Combine(tree.TmpDir, $"base-{image.Id[..12]}.tar");
         File.Delete(basePath);
@@ -258,11 +235,13 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
             throw new InstallException("pre-check", image.UrlNew, $"cannot apply the {image.Kind.ToString().ToLowerInvariant()} against {image.UrlCurrent} ({e.Message}); nothing was stopped. Install an artifact with the full image instead");
         }
 
-        var newId = ImagesArchive.SavedImageIdOfFile(newPath, ct);
-        if (newId != image.SumsNew)
+        var rebuilt = ImagesArchive.SavedImageOfFile(newPath, ct);
+        if (rebuilt?.Id != image.SumsNew)
         {
-            throw new InstallException("pre-check", image.UrlNew, $"the image rebuilt from the delta is {newId ?? "(unknown)"}, but sums-new.txt says {image.SumsNew}; nothing was stopped. Install an artifact with the full image instead");
+            throw new InstallException("pre-check", image.UrlNew, $"the image rebuilt from the delta is {rebuilt?.Id ?? "(unknown)"}, but sums-new.txt says {image.SumsNew}; nothing was stopped. Install an artifact with the full image instead");
         }
+
+        ArtifactClaims.CheckPlatform(platform, rebuilt, image.UrlNew);
 
         File.Delete(basePath);
         File.Delete(payloadPath);

@@ -77,8 +77,8 @@ public class MetadataTests
         var lying = real with { SavedPath = other.SavedPath };
         var t = rig.Tree(rig.Spec("v1", app, "services: {}\n", lying));
         var r = rig.Install(t);
-        Assert.Equal(1, r.ExitCode);
-        Assert.Contains($"pre-check failed for web:1.0: the payload is image {other.Id}, but sums-new.txt says {real.Id}", r.Stderr);
+        Assert.Equal(4, r.ExitCode); // the artifact is invalid
+        Assert.Contains($"the payload of web:1.0 is image {other.Id}, but sums-new.txt says {real.Id}", r.Stderr);
         Assert.Empty(rig.CallNames()); // refused from the payload alone, before any sub-module call
     }
 }

@@ -68,9 +68,9 @@ public sealed class ModuleRig : IDisposable
     public CmdResult RunArgs(params string[] args) => Cmd.Run(App, args, Environment, timeout: TimeSpan.FromMinutes(3));
 
     /// <summary>A synthetic image for the fake engine.</summary>
-    public AppImage Image(string reference, string payload = "")
+    public AppImage Image(string reference, string payload = "", string platform = "linux/amd64")
     {
-        var (path, id) = AppArtifacts.SyntheticImage(Images, reference, payload);
+        var (path, id) = AppArtifacts.SyntheticImage(Images, reference, payload, platform);
         return new AppImage(reference, path, id);
     }
 

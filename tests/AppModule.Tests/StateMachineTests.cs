@@ -210,7 +210,7 @@ public class StateMachineTests
         using var rig = new ModuleRig();
         File.WriteAllText(Path.Combine(rig.FakeDir, "record-env"), "K8S_NAMESPACE\nGREETING\n");
         var app = Unique.Name("a");
-        var spec = rig.Spec("v1", app, Web("1.0"), rig.Image("web:1.0")) with
+        var spec = rig.Spec("v1", app, Web("1.0"), rig.Image("web:1.0", platform: "linux/arm/v7")) with
         {
             Env = new Dictionary<string, string> { ["K8S_NAMESPACE"] = "ns1", ["GREETING"] = "hello $(touch /tmp/pwned) `x` ;" },
             Platform = "linux/arm/v7",

@@ -15,7 +15,7 @@ public sealed class LayerError(Layer layer, ArtifactException inner)
     public override string ToString() => $"{Layer}: {Inner.GetType().Name}: {Inner.Message}";
 }
 
-/// <summary>What the device does with an artifact before anything changes, layer by layer, using the library only.</summary>
+/// <summary>What the device does with an artifact before anything changes, layer by layer (the reader, meta-data, images payload, claims, manifests), using the library only.</summary>
 public static class LibraryPipeline
 {
     public static async Task<LayerError?> RunAsync(string artifact, string work, CancellationToken ct)
@@ -53,6 +53,23 @@ public static class LibraryPipeline
         catch (ArtifactException e)
         {
             return new LayerError(Layer.ImagesPayload, e);
+        }
+
+        try
+        {
+            var meta = AppMetadata.Parse(contents.Header.MetaDataJson ?? "null")!;
+            var path = Path.Combine(tree, "files", "images.tar.gz");
+            var carried = new Dictionary<string, SavedImage?>(StringComparer.Ordinal);
+            var images = await ImagesPayload.ScanAsync(() => File.OpenRead(path), path, ct, (id, s) =>
+            {
+                carried[id] = SavedImage.Read(s, ct);
+                return Task.CompletedTask;
+            });
+            ArtifactClaims.Check(meta, images, carried, path);
+        }
+        catch (ArtifactException e)
+        {
+            return new LayerError(Layer.Claims, e);
         }
 
         var manifests = Path.Combine(tree, "files", "manifests.tar.gz");

@@ -133,10 +133,12 @@ public static class AppArtifacts
     /// A tiny synthetic "saved image" (docker-archive layout: manifest.json naming a config blob, one
     /// layer) whose image ID is the sha256 of its config. Enough for sub-modules that do not talk to an engine.
     /// </summary>
-    public static (string Path, string Id) SyntheticImage(string dir, string reference, string payload = "")
+    public static (string Path, string Id) SyntheticImage(string dir, string reference, string payload = "", string platform = "linux/amd64")
     {
         Directory.CreateDirectory(dir);
-        var config = Encoding.UTF8.GetBytes($"{{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{{\"Labels\":{{\"ref\":{J(reference)},\"payload\":{J(payload)}}}}}}}");
+        var p = platform.Split('/');
+        var variant = p.Length > 2 ? $",\"variant\":{J(p[2])}" : string.Empty;
+        var config = Encoding.UTF8.GetBytes($"{{\"architecture\":{J(p[1])},\"os\":{J(p[0])}{variant},\"config\":{{\"Labels\":{{\"ref\":{J(reference)},\"payload\":{J(payload)}}}}}}}");
         var id = Convert.ToHexStringLower(SHA256.HashData(config));
         var layer = Encoding.UTF8.GetBytes(new string('x', 1000) + reference + payload);
         var path = Path.Combine(dir, $"{id[..12]}.tar");

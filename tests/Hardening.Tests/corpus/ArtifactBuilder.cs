@@ -86,18 +86,22 @@ public sealed record ArtifactParts
     public static string J(string s) => JsonSerializer.Serialize(s);
 
     /// <summary>The image directory entries as app-gen writes them (small files first, image.img last).</summary>
-    public static IReadOnlyList<TarSpec> ImageEntries(CorpusImage image, string? urlCurrent = null, string? sumsCurrent = null)
+    public static IReadOnlyList<TarSpec> ImageEntries(CorpusImage image, string? urlCurrent = null, string? sumsCurrent = null) =>
+        ImageEntries(image.Url, image.Id, System.IO.File.ReadAllBytes(image.SavedPath), urlCurrent, sumsCurrent);
+
+    /// <summary>An image directory for <paramref name="url"/> and <paramref name="id"/> whose image.img is <paramref name="saved"/>.</summary>
+    public static IReadOnlyList<TarSpec> ImageEntries(string url, string id, byte[] saved, string? urlCurrent = null, string? sumsCurrent = null)
     {
-        var d = $"images/{image.Id}/";
+        var d = $"images/{id}/";
         return
         [
             TarSpec.Dir("images/"),
             TarSpec.Dir(d),
-            TarSpec.File(d + "url-new.txt", image.Url + "\n"),
-            TarSpec.File(d + "url-current.txt", (urlCurrent ?? image.Url) + "\n"),
-            TarSpec.File(d + "sums-new.txt", image.Id + "\n"),
-            TarSpec.File(d + "sums-current.txt", (sumsCurrent ?? image.Id) + "\n"),
-            new TarSpec(d + "image.img", Data: System.IO.File.ReadAllBytes(image.SavedPath)),
+            TarSpec.File(d + "url-new.txt", url + "\n"),
+            TarSpec.File(d + "url-current.txt", (urlCurrent ?? url) + "\n"),
+            TarSpec.File(d + "sums-new.txt", id + "\n"),
+            TarSpec.File(d + "sums-current.txt", (sumsCurrent ?? id) + "\n"),
+            new TarSpec(d + "image.img", Data: saved),
         ];
     }
 
@@ -318,16 +322,24 @@ public static class SyntheticImage
     public static CorpusImage Write(string dir, string reference)
     {
         Directory.CreateDirectory(dir);
-        var config = Encoding.UTF8.GetBytes($"{{\"architecture\":\"amd64\",\"os\":\"linux\",\"config\":{{\"Labels\":{{\"ref\":{ArtifactParts.J(reference)}}}}}}}");
-        var id = ArtifactParts.Sha(config);
+        var (id, bytes) = Bytes(reference);
         var path = Path.Combine(dir, $"{id[..12]}.tar");
+        File.WriteAllBytes(path, bytes);
+        return new CorpusImage(reference, id, path);
+    }
+
+    /// <summary>The image ID and saved-image bytes of a synthetic image whose config declares <paramref name="platform"/>
+    /// (JSON members such as <c>"architecture":"amd64","os":"linux"</c>; empty: no platform at all).</summary>
+    public static (string Id, byte[] Bytes) Bytes(string reference, string platform = "\"architecture\":\"amd64\",\"os\":\"linux\"")
+    {
+        var config = Encoding.UTF8.GetBytes($"{{{platform}{(platform.Length > 0 ? "," : string.Empty)}\"config\":{{\"Labels\":{{\"ref\":{ArtifactParts.J(reference)}}}}}}}");
+        var id = ArtifactParts.Sha(config);
         var entries = new List<TarSpec>
         {
             new(id + ".json", Data: config),
             new("layer0/layer.tar", Data: ArtifactParts.TarBytes([TarSpec.File("hello", reference)])),
             TarSpec.File("manifest.json", $"[{{\"Config\":\"{id}.json\",\"RepoTags\":[{ArtifactParts.J(reference)}],\"Layers\":[\"layer0/layer.tar\"]}}]"),
         };
-        File.WriteAllBytes(path, ArtifactParts.TarBytes(entries, TarEntryFormat.Ustar));
-        return new CorpusImage(reference, id, path);
+        return (id, ArtifactParts.TarBytes(entries, TarEntryFormat.Ustar));
     }
 }

@@ -27,6 +27,9 @@ public enum Layer
     /// <summary>ManifestsPayload (manifests.tar.gz, safe extraction).</summary>
     ManifestsPayload,
 
+    /// <summary>ArtifactClaims: meta-data's image list and platform against what the images payload carries.</summary>
+    Claims,
+
     /// <summary>the app module's pre-checks (beyond the library).</summary>
     App,
 
@@ -262,20 +265,65 @@ public static class HostileArtifacts
         Add("manifests-entry-outside-manifests", Layer.ManifestsPayload, Unsafe, "is outside manifests/",
             b => V(b, "x") with { Manifests = M(b, TarSpec.File("etc/passwd", "root::0:0::/:/bin/sh\n")) });
 
+        // ------------------------------------------------ claims against the payload (ArtifactClaims, library and app pre-check)
+        Add("image-not-listed-in-meta-data", Layer.Claims, Format, "is not listed in meta-data \"images\"",
+            b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [b.Other.Id]) });
+        Add("image-payload-is-another-image", Layer.Claims, Format, "but sums-new.txt says",
+            b => V(b, "x") with
+            {
+                Images = ArtifactParts.ImageEntries(b.Other with { Id = b.Image.Id }),
+            });
+        Add("image-payload-not-a-saved-image", Layer.Claims, Format, "is not a saved image",
+            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", Data: B("MZ not an image"))) });
+        Add("meta-data-images-empty", Layer.Claims, Format, "meta-data \"images\" is empty, but",
+            b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, []) });
+        Add("meta-data-images-empty-and-no-images", Layer.Claims, Format, "meta-data \"images\" is empty and",
+            b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, []), Images = [TarSpec.Dir("images/")] });
+        Add("meta-data-lists-an-image-the-payload-lacks", Layer.Claims, Format, $"carries no image directory for it",
+            b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [b.Image.Id, b.Other.Id]) });
+        Add("images-payload-zero-bytes", Layer.Claims, Format, "but images.tar.gz carries no image",
+            b => V(b, "x") with { ImagesBytes = _ => [] });
+        Add("images-payload-empty-tar", Layer.Claims, Format, "but images.tar.gz carries no image",
+            b => V(b, "x") with { Images = [TarSpec.Dir("images/")] });
+        Add("image-img-zero-bytes", Layer.Claims, Format, "image.img (corpus/web:2.0) is empty (0 bytes)",
+            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", Data: [])) },
+            device: "is empty (0 bytes)");
+        Add("platform-arm64-declared-for-an-amd64-image", Layer.Claims, Format, "is built for linux/amd64, but the artifact declares platform linux/arm64",
+            b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [b.Image.Id], platform: "linux/arm64") });
+        Add("platform-arm-v7-declared-for-an-amd64-image", Layer.Claims, Format, "is built for linux/amd64, but the artifact declares platform linux/arm/v7",
+            b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [b.Image.Id], platform: "linux/arm/v7") });
+        Add("image-built-for-arm64-in-an-amd64-artifact", Layer.Claims, Format, "is built for linux/arm64, but the artifact declares platform linux/amd64",
+            b =>
+            {
+                var (id, bytes) = SyntheticImage.Bytes(b.Image.Url, "\"architecture\":\"arm64\",\"os\":\"linux\"");
+                return V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [id]), Images = ArtifactParts.ImageEntries(b.Image.Url, id, bytes) };
+            });
+        Add("image-built-for-windows-in-a-linux-artifact", Layer.Claims, Format, "is built for windows/amd64, but the artifact declares platform linux/amd64",
+            b =>
+            {
+                var (id, bytes) = SyntheticImage.Bytes(b.Image.Url, "\"architecture\":\"amd64\",\"os\":\"windows\"");
+                return V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [id]), Images = ArtifactParts.ImageEntries(b.Image.Url, id, bytes) };
+            });
+        Add("image-config-without-platform", Layer.Claims, Format, "does not declare its platform",
+            b =>
+            {
+                var (id, bytes) = SyntheticImage.Bytes(b.Image.Url, string.Empty);
+                return V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [id]), Images = ArtifactParts.ImageEntries(b.Image.Url, id, bytes) };
+            });
+        Add("delta-base-not-listed-in-meta-data", Layer.Claims, Format, "is not listed in meta-data \"images\"",
+            b => V(b, "x") with { Images = ArtifactParts.ImageEntries(b.Image, urlCurrent: "appmodule/no-such-base:0", sumsCurrent: new string('b', 64)) });
+        Add("two-image-directories-for-one-reference", Layer.Claims, Format, "two image directories load the same reference",
+            b => V(b, "x") with
+            {
+                MetaData = ArtifactParts.Meta(b.App, [b.Image.Id, b.Other.Id]),
+                Images = [.. V(b, "x").Images, .. ArtifactParts.ImageEntries(b.Other with { Url = b.Image.Url }).Skip(1)],
+            });
+
         // ------------------------------------------------ accepted by the library, rejected by the app's pre-checks
         Add("null-meta-data", Layer.App, null, "the artifact has no meta-data",
             b => V(b, "x") with { MetaData = "null" }, client: "Top level object in meta-data must be a JSON object");
         Add("no-meta-data", Layer.App, null, "the artifact has no meta-data",
             b => V(b, "x") with { MetaData = null });
-        Add("image-not-listed-in-meta-data", Layer.App, null, "is not listed in meta-data \"images\"",
-            b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [b.Other.Id]) });
-        Add("image-payload-is-another-image", Layer.App, null, "but sums-new.txt says",
-            b => V(b, "x") with
-            {
-                Images = ArtifactParts.ImageEntries(b.Other with { Id = b.Image.Id }),
-            });
-        Add("image-payload-not-a-saved-image", Layer.App, null, "is not a saved image",
-            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", Data: B("MZ not an image"))) });
         Add("orchestrator-not-installed", Layer.App, null, "no executable sub-module",
             b => Meta(b, "x", orchestrator: "no-such-orchestrator"));
         Add("missing-manifests-payload", Layer.App, null, "has no payload file manifests.tar.gz",

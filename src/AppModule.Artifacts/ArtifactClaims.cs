@@ -1,0 +1,243 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using System.Text;
+
+namespace AppModule.Artifacts;
+
+/// <summary>
+/// What a saved image (<c>docker save</c>: docker-archive, or the OCI layout with its manifest.json)
+/// carries: the image ID (sha256 of the config blob manifest.json names) and the platform its config
+/// declares.
+/// </summary>
+public sealed record SavedImage(string Id, string? Os, string? Architecture, string? Variant)
+{
+    private const long SmallFile = 1 << 20;
+
+    /// <summary>os/architecture[/variant] as the config declares it ("?" for a missing part).</summary>
+    public string Platform => $"{Os ?? "?"}/{Architecture ?? "?"}{(string.IsNullOrEmpty(Variant) ? string.Empty : "/" + Variant)}";
+
+    /// <summary>
+    /// Reads a saved image forward-only. Null when the stream is not a tar with a manifest.json naming
+    /// a config that is in the tar (e.g. a VCDIFF delta, an empty file, or something else entirely).
+    /// </summary>
+    public static SavedImage? Read(Stream payload, CancellationToken ct)
+    {
+        var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
+        var platforms = new Dictionary<string, (string? Os, string? Arch, string? Variant)>(StringComparer.Ordinal);
+        string? manifest = null;
+        try
+        {
+            using var tar = new TarReader(payload, leaveOpen: true);
+            while (tar.GetNextEntry() is { } e)
+            {
+                ct.ThrowIfCancellationRequested();
+                if (e.DataStream is null || e.Length > SmallFile)
+                {
+                    continue;
+                }
+
+                var name = PayloadArchive.Normalize(e.Name);
+                var ms = new MemoryStream();
+                e.DataStream.CopyTo(ms);
+                var bytes = ms.ToArray();
+                if (name == "manifest.json")
+                {
+                    manifest = Encoding.UTF8.GetString(bytes);
+                    continue;
+                }
+
+                hashes[name] = Convert.ToHexStringLower(SHA256.HashData(bytes));
+                if (bytes.Length > 0 && bytes[0] == (byte)'{' && PlatformOf(bytes) is { } p)
+                {
+                    platforms[name] = p;
+                }
+            }
+        }
+        catch (Exception e) when (e is InvalidDataException or FormatException or EndOfStreamException or OverflowException or ArgumentException)
+        {
+            return null;
+        }
+
+        if (manifest is null)
+        {
+            return null;
+        }
+
+        try
+        {
+            if (JsonValue.Parse(manifest) is not JsonArray { Items.Count: > 0 } a || a.Items[0] is not JsonObject first
+                || first["Config"] is not JsonString { Value: var configName })
+            {
+                return null;
+            }
+
+            var config = PayloadArchive.Normalize(configName);
+            if (!hashes.TryGetValue(config, out var id))
+            {
+                return null;
+            }
+
+            var (os, arch, variant) = platforms.GetValueOrDefault(config);
+            return new SavedImage(id, os, arch, variant);
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+
+    private static (string? Os, string? Arch, string? Variant)? PlatformOf(byte[] json)
+    {
+        try
+        {
+            if (JsonValue.Parse(Encoding.UTF8.GetString(json)) is not JsonObject o)
+            {
+                return null;
+            }
+
+            static string? S(JsonValue? v) => v is JsonString s && s.Value.Length > 0 ? s.Value : null;
+            return (S(o["os"]), S(o["architecture"]), S(o["variant"]));
+        }
+        catch (System.Text.Json.JsonException)
+        {
+            return null;
+        }
+    }
+}
+
+/// <summary>
+/// Cross-checks what an app artifact claims (meta-data's image list and platform, each image
+/// directory's sums-new.txt) against what its images payload carries, before anything on the device
+/// changes. Every refusal is an <see cref="ArtifactFormatException"/> naming the image, both values
+/// and the fix.
+/// </summary>
+public static class ArtifactClaims
+{
+    private const string Regenerate = "regenerate the artifact with app-gen";
+
+    /// <param name="meta">the validated meta-data</param>
+    /// <param name="images">the images payload's image directories (<see cref="ImagesPayload.ScanAsync"/>)</param>
+    /// <param name="carried">per image directory: what its image.img carries (<see cref="SavedImage.Read"/>; null when it is not a saved image)</param>
+    /// <param name="source">the payload file, for messages</param>
+    public static void Check(AppMetadata meta, IReadOnlyList<ImageEntry> images, IReadOnlyDictionary<string, SavedImage?> carried, string source)
+    {
+        ArgumentNullException.ThrowIfNull(meta);
+        ArgumentNullException.ThrowIfNull(images);
+        ArgumentNullException.ThrowIfNull(carried);
+        var name = Path.GetFileName(source);
+        if (meta.Images.Count == 0)
+        {
+            throw new ArtifactFormatException(images.Count == 0
+                ? $"meta-data \"images\" is empty and {name} carries no image: an app artifact must carry the images its composition runs; {Regenerate} and give it the images (--image)"
+                : $"meta-data \"images\" is empty, but {name} carries {images.Count} image(s) ({string.Join(", ", images.Select(i => i.UrlNew))}): the artifact is inconsistent; {Regenerate}");
+        }
+
+        if (images.Count == 0)
+        {
+            throw new ArtifactFormatException($"meta-data \"images\" lists {meta.Images.Count} image(s) ({Short(meta.Images)}), but {name} carries no image (it is empty or holds no images/<id>/ directory): the artifact is damaged or inconsistent; {Regenerate}");
+        }
+
+        var listed = meta.Images.ToHashSet(StringComparer.Ordinal);
+        foreach (var image in images)
+        {
+            if (!listed.Contains(image.SumsNew))
+            {
+                throw new ArtifactFormatException($"image {image.SumsNew} ({image.UrlNew}) is not listed in meta-data \"images\": the artifact is inconsistent; {Regenerate}");
+            }
+
+            if (image.Kind != ImageKind.Full && !listed.Contains(image.SumsCurrent))
+            {
+                throw new ArtifactFormatException($"the delta base {image.SumsCurrent} ({image.UrlCurrent}) of image {image.UrlNew} is not listed in meta-data \"images\": the artifact is inconsistent; {Regenerate}");
+            }
+        }
+
+        var claimed = images.SelectMany(i => new[] { i.SumsNew, i.SumsCurrent }).ToHashSet(StringComparer.Ordinal);
+        if (meta.Images.FirstOrDefault(id => !claimed.Contains(id)) is { } absent)
+        {
+            throw new ArtifactFormatException($"meta-data \"images\" lists {absent}, but {name} carries no image directory for it (neither a new image nor a delta base): the artifact is inconsistent; {Regenerate}");
+        }
+
+        var dupe = images.GroupBy(i => i.UrlNew, StringComparer.Ordinal).FirstOrDefault(g => g.Count() > 1);
+        if (dupe is not null)
+        {
+            throw new ArtifactFormatException($"two image directories load the same reference {dupe.Key}: the artifact is inconsistent; {Regenerate}");
+        }
+
+        foreach (var image in images)
+        {
+            if (image.ImageSize == 0)
+            {
+                throw new ArtifactFormatException($"images/{image.Id}/image.img ({image.UrlNew}) is empty (0 bytes): the artifact is damaged; {Regenerate}");
+            }
+
+            if (image.Kind != ImageKind.Full)
+            {
+                continue; // a delta is checked once it is rebuilt against its base
+            }
+
+            var saved = carried.GetValueOrDefault(image.Id)
+                ?? throw new ArtifactFormatException($"images/{image.Id}/image.img ({image.UrlNew}) is not a saved image (no manifest.json naming a config it holds): the artifact is damaged; {Regenerate}");
+            if (saved.Id != image.SumsNew)
+            {
+                throw new ArtifactFormatException($"the payload of {image.UrlNew} is image {saved.Id}, but sums-new.txt says {image.SumsNew}: the artifact is inconsistent; {Regenerate}");
+            }
+
+            CheckPlatform(meta.Platform, saved, image.UrlNew);
+        }
+    }
+
+    /// <summary>Refuses an image whose config declares another platform than <paramref name="platform"/> (os/arch[/variant]).</summary>
+    public static void CheckPlatform(string platform, SavedImage saved, string url)
+    {
+        ArgumentNullException.ThrowIfNull(platform);
+        ArgumentNullException.ThrowIfNull(saved);
+        if (saved.Os is null || saved.Architecture is null)
+        {
+            throw new ArtifactFormatException($"the image config of {url} does not declare its platform (os {saved.Os ?? "missing"}, architecture {saved.Architecture ?? "missing"}), so it cannot be checked against the artifact's platform {platform}; {Regenerate} from an image built for {platform}");
+        }
+
+        if (!PlatformMatches(platform, saved.Os, saved.Architecture, saved.Variant))
+        {
+            throw new ArtifactFormatException($"image {url} is built for {saved.Platform}, but the artifact declares platform {platform}: it would not run on the device it is meant for; build the image for {platform}, or {Regenerate} --platform {saved.Platform}");
+        }
+    }
+
+    /// <summary>
+    /// Whether <paramref name="os"/>/<paramref name="architecture"/>/<paramref name="variant"/> (as an image
+    /// config or an engine reports them) satisfies <paramref name="platform"/> (os/arch[/variant]). Architecture
+    /// aliases (x86_64, aarch64) are normalized; a variant counts only when both sides name one.
+    /// </summary>
+    public static bool PlatformMatches(string platform, string os, string architecture, string? variant)
+    {
+        ArgumentNullException.ThrowIfNull(platform);
+        var parts = platform.Split('/');
+        if (parts.Length < 2)
+        {
+            return false;
+        }
+
+        if (!string.Equals(parts[0], os, StringComparison.OrdinalIgnoreCase) || NormalizeArch(parts[1]) != NormalizeArch(architecture))
+        {
+            return false;
+        }
+
+        return parts.Length < 3 || string.IsNullOrEmpty(variant) || string.Equals(parts[2], variant, StringComparison.OrdinalIgnoreCase);
+    }
+
+    /// <summary>The OCI name of an architecture (x86_64 → amd64, aarch64 → arm64, armhf/armv7l → arm).</summary>
+    public static string NormalizeArch(string arch)
+    {
+        ArgumentNullException.ThrowIfNull(arch);
+        return arch.ToLowerInvariant() switch
+        {
+            "x86_64" or "x86-64" or "x64" => "amd64",
+            "aarch64" or "arm64" => "arm64",
+            "armhf" or "armel" or "armv7l" or "armv7" or "armv6l" or "arm" => "arm",
+            "i386" or "i686" or "x86" => "386",
+            var a => a,
+        };
+    }
+
+    private static string Short(IReadOnlyList<string> ids) =>
+        string.Join(", ", ids.Take(3).Select(i => i.Length > 12 ? i[..12] : i)) + (ids.Count > 3 ? ", ..." : string.Empty);
+}
