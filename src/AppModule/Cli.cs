@@ -1,4 +1,5 @@
 using AppModule.Core;
+using AppModule.Engine;
 using AppModule.Core.Protocol;
 using AppModule.Core.Store;
 using AppModule.Runtime;

@@ -1,5 +1,6 @@
 using AppModule.Artifacts;
 using AppModule.Core;
+using AppModule.Engine;
 using AppModule.Core.Protocol;
 using AppModule.Runtime;
 

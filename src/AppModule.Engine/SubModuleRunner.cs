@@ -4,7 +4,7 @@ using AppModule.Core.Store;
 using AppModule.Core.SubModules;
 using AppModule.Runtime;
 
-namespace AppModule;
+namespace AppModule.Engine;
 
 /// <summary>
 /// Runs orchestrator sub-modules (<c>&lt;submodules_dir&gt;/&lt;orchestrator&gt; CALL args...</c>) as child

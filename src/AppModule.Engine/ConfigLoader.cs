@@ -1,7 +1,7 @@
 using AppModule.Core;
 using AppModule.Runtime;
 
-namespace AppModule;
+namespace AppModule.Engine;
 
 /// <summary>Reads /etc/mender/mender-app.conf (TOML, or the reference's KEY=VALUE lines) into an <see cref="AppConfig"/>.</summary>
 public static class ConfigLoader

@@ -4,7 +4,7 @@ using AppModule.Core.Install;
 using AppModule.Core.SubModules;
 using AppModule.Runtime;
 
-namespace AppModule;
+namespace AppModule.Engine;
 
 /// <summary>
 /// After ROLLOUT: polls ALIVE, then HEALTHY, until both succeed within <c>health_timeout_seconds</c>;

@@ -1,0 +1,200 @@
+using AppModule.Artifacts;
+using AppModule.Core.Install;
+using AppModule.Core.Store;
+using AppModule.Core.SubModules;
+using AppModule.Engine;
+using AppModule.Runtime;
+
+namespace AppModule;
+
+/// <summary>
+/// An app artifact (the File API tree the Mender client hands over) as an install input of the
+/// <see cref="InstallEngine"/>: its pre-checks (every claim of the artifact against its payload,
+/// <see cref="ArtifactClaims"/>; delta bases present and right; disk space), and LOAD of its images, streamed from the payload through a FIFO into the sub-module.
+/// </summary>
+public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta) : IInstallSource
+{
+    private IReadOnlyList<ImageEntry> _images = [];
+    private readonly Dictionary<string, string> _prepared = new(StringComparer.Ordinal); // image dir -> file to LOAD (deltas)
+
+    public string Application => meta.ApplicationName;
+
+    public string Version => tree.ArtifactName;
+
+    public string Orchestrator => meta.Orchestrator;
+
+    public string Platform => meta.Platform;
+
+    public IReadOnlyDictionary<string, string> Env { get; } = meta.Env ?? new Dictionary<string, string>();
+
+    public string WorkDir => tree.TmpDir;
+
+    private string ImagesPath => tree.ImagesArchive();
+
+    public void Begin()
+    {
+        tree.RequireFiles();
+        tree.EnsureTmp();
+    }
+
+    public async Task<IReadOnlyList<ImageRef>> CheckAsync(CancellationToken ct)
+    {
+        var imagesPath = ImagesPath;
+        _ = tree.ManifestsArchive(); // both payload files must be there before anything else is read
+        var (images, carriedIds) = await ImagesArchive.ScanAsync(imagesPath, ct).ConfigureAwait(false);
+        // Every claim of the artifact (meta-data's image list and platform, sums-new.txt) against what the payload carries.
+        ArtifactClaims.Check(meta, images, carriedIds, imagesPath);
+
+        _images = images;
+        return images.Select(i => new ImageRef(i.UrlNew, i.SumsNew)).ToArray();
+    }
+
+    public void ExtractManifests(string directory, CancellationToken ct) => ImagesArchive.ExtractManifests(tree.ManifestsArchive(), directory, ct);
+
+    public async Task PrepareAsync(InstallStep step, CancellationToken ct)
+    {
+        foreach (var image in _images.Where(i => i.Kind != ImageKind.Full))
+        {
+            _prepared[image.Id] = await PrepareDeltaAsync(step, image, ct).ConfigureAwait(false);
+        }
+
+        var fullBytes = _images.Where(i => i.Kind == ImageKind.Full).Sum(i => i.ImageSize);
+        DiskCheck(tree.TmpDir, 16L << 20, "the temporary files of the install");
+        Log.Info($"pre-checks passed: {_images.Count} image(s) ({_images.Count(i => i.Kind == ImageKind.Full)} full, {fullBytes} bytes streamed), delta bases present");
+    }
+
+    /// <summary>
+    /// For a delta image: SAVEs the base (url-current) and checks it is the image the delta was made
+    /// against, then rebuilds the new saved image in tmp/ and checks its ID. All before anything is
+    /// stopped; a missing or different base refuses the install. Returns the file to LOAD.
+    /// </summary>
+    private async Task<string> PrepareDeltaAsync(InstallStep step, ImageEntry image, CancellationToken ct)
+    {
+        var basePath = Path.Combine(tree.TmpDir, $"base-{image.Id[..12]}.tar");
+        File.Delete(basePath);
+        DiskCheck(tree.TmpDir, Math.Max(image.ImageSize * 4, 64L << 20), $"saving the delta base {image.UrlCurrent}");
+        var save = new SubModuleCall.Save(Application, image.UrlCurrent, basePath);
+        var r = await step.Runner.CallAsync(step.Executable, save, step.Environment, ct).ConfigureAwait(false);
+        if (!r.Succeeded || !File.Exists(basePath))
+        {
+            throw new InstallException("pre-check", image.UrlNew,
+                $"the delta base {image.UrlCurrent} (image {image.SumsCurrent}) is not on the device (SAVE failed); nothing was stopped. Install an artifact with the full image instead",
+                SubModuleRunner.Output(r));
+        }
+
+        var baseId = ImagesArchive.SavedImageIdOfFile(basePath, ct);
+        if (baseId != image.SumsCurrent)
+        {
+            throw new InstallException("pre-check", image.UrlNew,
+                $"the delta base {image.UrlCurrent} on the device is image {baseId ?? "(unknown)"}, but the delta needs {image.SumsCurrent}; nothing was stopped. Install an artifact with the full image instead");
+        }
+
+        if (image.Kind == ImageKind.Delta && image.BaseTarSha256 is { } expectedTar)
+        {
+            await using var baseStream = File.OpenRead(basePath);
+            var actualTar = await AppModule.Delta.Digests.Sha256HexAsync(baseStream, ct).ConfigureAwait(false);
+            if (actualTar != expectedTar)
+            {
+                throw new InstallException("pre-check", image.UrlNew,
+                    $"this device saves the base {image.UrlCurrent} as a different tar (sha256 {actualTar[..12]}, the delta was made against {expectedTar[..12]}), so the whole-image delta cannot apply; nothing was stopped. Install an artifact with the full image or a deep delta instead");
+            }
+        }
+
+        // The payload is extracted (deltas are small) for the decoder.
+        var payloadPath = Path.Combine(tree.TmpDir, $"payload-{image.Id[..12]}.img");
+        await ImagesArchive.ForEachPayloadAsync(ImagesPath, _images, async (entry, stream) =>
+        {
+            if (entry.Id == image.Id)
+            {
+                await using var fs = new FileStream(payloadPath, FileMode.Create, FileAccess.Write);
+                await stream.CopyToAsync(fs, ct).ConfigureAwait(false);
+            }
+        }, ct).ConfigureAwait(false);
+
+        var newPath = Path.Combine(tree.TmpDir, $"new-{image.Id[..12]}.tar");
+        DiskCheck(tree.TmpDir, new FileInfo(basePath).Length + image.ImageSize + (16L << 20), $"rebuilding {image.UrlNew} from its delta");
+        try
+        {
+            DeltaApplier.Apply(image.Kind, basePath, payloadPath, newPath, ct);
+        }
+        catch (Exception e) when (e is not OperationCanceledException and not InstallException)
+        {
+            throw new InstallException("pre-check", image.UrlNew, $"cannot apply the {image.Kind.ToString().ToLowerInvariant()} against {image.UrlCurrent} ({e.Message}); nothing was stopped. Install an artifact with the full image instead");
+        }
+
+        var rebuilt = ImagesArchive.SavedImageOfFile(newPath, ct);
+        if (rebuilt?.Id != image.SumsNew)
+        {
+            throw new InstallException("pre-check", image.UrlNew, $"the image rebuilt from the delta is {rebuilt?.Id ?? "(unknown)"}, but sums-new.txt says {image.SumsNew}; nothing was stopped. Install an artifact with the full image instead");
+        }
+
+        ArtifactClaims.CheckPlatform(Platform, rebuilt, image.UrlNew);
+
+        File.Delete(basePath);
+        File.Delete(payloadPath);
+        Log.Info($"rebuilt {image.UrlNew} from its {image.Kind.ToString().ToLowerInvariant()} against {image.UrlCurrent} (image {image.SumsNew[..12]})");
+        return newPath;
+    }
+
+    public async Task LoadAsync(InstallStep step, CancellationToken ct)
+    {
+        // Deltas were already rebuilt into whole saved images by the pre-checks: any sub-module can load those.
+        foreach (var image in _images.Where(i => i.Kind != ImageKind.Full))
+        {
+            var call = new SubModuleCall.Load(Application, Pinned(image), _prepared[image.Id], Pinned(image));
+            await step.Runner.RequireAsync(step.Executable, call, step.Environment, "LOAD", $"image {image.UrlNew}", ct).ConfigureAwait(false);
+            File.Delete(_prepared[image.Id]);
+        }
+
+        // Full images stream from the archive through a FIFO straight into the sub-module.
+        await ImagesArchive.ForEachPayloadAsync(ImagesPath, _images, async (image, stream) =>
+        {
+            if (image.Kind != ImageKind.Full)
+            {
+                return;
+            }
+
+            var fifo = Path.Combine(tree.TmpDir, $"load-{image.Id[..12]}.fifo");
+            File.Delete(fifo);
+            Fifo.Create(fifo);
+            try
+            {
+                var call = new SubModuleCall.Load(Application, Pinned(image), fifo, Pinned(image));
+                var (r, written, writeError) = await Fifo.FeedAsync(fifo, stream, () => step.Runner.CallAsync(step.Executable, call, step.Environment, ct), ct).ConfigureAwait(false);
+                ct.ThrowIfCancellationRequested();
+                if (!r.Succeeded)
+                {
+                    throw SubModuleRunner.Failure(step.Executable, call, r, "LOAD", $"image {image.UrlNew}");
+                }
+
+                if (written != image.ImageSize)
+                {
+                    throw new InstallException("LOAD", $"image {image.UrlNew}",
+                        $"the sub-module read {written} of {image.ImageSize} bytes of the image and still reported success ({writeError?.Message ?? "pipe closed early"}); its LOAD must read the whole file",
+                        SubModuleRunner.Output(r));
+                }
+
+                Log.Info($"loaded {image.UrlNew} ({written} bytes streamed, image {image.SumsNew[..12]})");
+            }
+            finally
+            {
+                File.Delete(fifo);
+            }
+        }, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// The url LOAD gets: url-new pinned to the image ID (<c>url@sha256:&lt;sums-new&gt;</c>, seed 004), so
+    /// the sub-module checks that what it loaded is that image; sub-modules that ignore the url still work.
+    /// </summary>
+    private static string Pinned(ImageEntry image) => $"{image.UrlNew}@sha256:{image.SumsNew}";
+
+    private static void DiskCheck(string dir, long needed, string what)
+    {
+        var free = new DriveInfo(Path.GetFullPath(dir)).AvailableFreeSpace;
+        if (free < needed)
+        {
+            throw new InstallException("pre-check", what, $"needs {needed / (1 << 20)} MiB in {dir}, only {free / (1 << 20)} MiB free; free some space on that filesystem and retry");
+        }
+    }
+}
