@@ -182,7 +182,9 @@ public static partial class MetadataValidator
                 else if (IsReservedEnvName(k))
                     errors.Add($"meta-data field \"env\" has the key {Q(k)}: it would change how the device runs the sub-module (loader, PATH, engine endpoint or module settings), not the application; reserved: LD_*, DOTNET_*, MENDER_*, PATH, IFS, HOME, SHELL, ENV, BASH_ENV, DOCKER_HOST, DOCKER_CONTEXT, DOCKER_CONFIG, DOCKER_CERT_PATH, DOCKER_TLS_VERIFY, KUBECONFIG, CONTAINERD_ADDRESS; rename it when generating the artifact");
                 if (v.Contains('\0'))
-                    errors.Add($"meta-data field \"env.{k}\" contains a NUL character: environment values cannot hold NUL; fix the value when generating the artifact");
+                    errors.Add($"meta-data field \"env.{Q(k)[1..^1]}\" contains a NUL character: environment values cannot hold NUL; fix the value when generating the artifact");
+                else if (v.Contains('\n') || v.Contains('\r'))
+                    errors.Add($"meta-data field \"env.{Q(k)[1..^1]}\" contains a line break ({Q(v)}): anything that reads the environment line by line (an env file, a shell, `env` in a container) would see variables the artifact never declared as keys; put each variable under its own key when generating the artifact");
             }
         }
         return errors;

@@ -33,7 +33,8 @@ public sealed record ArtifactContents(
 
 /// <param name="Verifier">when set, the artifact must carry a manifest.sig that verifies with it.</param>
 /// <param name="MaxHeaderBytes">bound on the (decompressed) header.tar and each header file.</param>
-public sealed record ArtifactReadOptions(ArtifactVerifier? Verifier = null, long MaxHeaderBytes = 8 << 20);
+/// <param name="PayloadType">when set, the artifact's one payload must be of this type (header-info and type-info), checked before any payload data is read.</param>
+public sealed record ArtifactReadOptions(ArtifactVerifier? Verifier = null, long MaxHeaderBytes = 8 << 20, string? PayloadType = null);
 
 /// <summary>
 /// Reads a Mender artifact v3 forward-only (no seeking, no temporary files): checks the member
@@ -118,6 +119,8 @@ public static partial class ArtifactReader
             byte[] headerBytes = await ReadSmall(e, options.MaxHeaderBytes, headerName, ct).ConfigureAwait(false);
             Check(expected, headerName, ArtifactWriter.Sha256Hex(headerBytes));
             var header = ParseHeader(headerBytes, compression, options.MaxHeaderBytes);
+            if (options.PayloadType is { } wanted)
+                RequirePayloadType(header, wanted);
 
             // data/0000.tar[.gz|.xz]
             e = await Next(outer, ct).ConfigureAwait(false);
@@ -183,6 +186,24 @@ public static partial class ArtifactReader
         finally
         {
             await outer.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The artifact's payload (header-info and type-info agreeing) must be of type <paramref name="wanted"/>.</summary>
+    public static void RequirePayloadType(ArtifactHeader header, string wanted)
+    {
+        ArgumentNullException.ThrowIfNull(header);
+        RequirePayloadType(header.HeaderInfo.PayloadTypes, header.TypeInfo.Type, wanted);
+    }
+
+    /// <summary>The payload types of header-info (<paramref name="declared"/>) and type-info (<paramref name="typeInfo"/>) must both be exactly <paramref name="wanted"/>.</summary>
+    public static void RequirePayloadType(IReadOnlyList<string?> declared, string? typeInfo, string wanted)
+    {
+        ArgumentNullException.ThrowIfNull(declared);
+        if (declared.Count != 1 || declared[0] != wanted || typeInfo != wanted)
+        {
+            var types = declared.Count == 0 ? "no payload" : string.Join(", ", declared.Select(t => t is null ? "null" : MetadataValidator.Q(t)));
+            throw new ArtifactFormatException($"the artifact's payload type is {types} (type-info: {(typeInfo is { } t ? MetadataValidator.Q(t) : "null")}), not \"{wanted}\": this module installs only \"{wanted}\" artifacts; generate it with app-gen (or mender-artifact write module-image -T {wanted})");
         }
     }
 
@@ -267,11 +288,16 @@ public static partial class ArtifactReader
                 case "header-info": headerInfo = text; break;
                 case "headers/0000/type-info": typeInfo = text; break;
                 case "headers/0000/meta-data": metaData = text; break;
+                case "headers/0000/files": break; // format v2 leftover, listed by the format: ignored
                 default:
-                    if (e.Name.StartsWith("scripts/", StringComparison.Ordinal)) scripts.Add(e.Name["scripts/".Length..]);
-                    else if (e.Name.StartsWith("headers/0000/", StringComparison.Ordinal)) { /* e.g. files (format v2 leftovers): ignore */ }
-                    else if (e.Name.StartsWith("headers/", StringComparison.Ordinal))
+                    if (e.Name.StartsWith("scripts/", StringComparison.Ordinal) && e.Name.Length > "scripts/".Length
+                        && e.Name.IndexOf('/', "scripts/".Length) < 0 && e.Name["scripts/".Length..] is not ("." or ".."))
+                        scripts.Add(e.Name["scripts/".Length..]);
+                    else if (e.Name.StartsWith("headers/", StringComparison.Ordinal) && !e.Name.StartsWith("headers/0000/", StringComparison.Ordinal)
+                        && !e.Name.Contains("..", StringComparison.Ordinal))
                         throw new ArtifactFormatException($"header entry \"{e.Name}\" belongs to a second payload: the Mender client 3.4 supports one payload only");
+                    else
+                        throw new ArtifactFormatException($"header.tar holds the unknown entry {MetadataValidator.Q(e.Name)}: a Mender artifact v3 header holds only header-info, scripts/<name> and headers/0000/{{type-info,meta-data}}; the artifact is damaged or hostile (mender-artifact refuses it too); rebuild it");
                     break;
             }
         }

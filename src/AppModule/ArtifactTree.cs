@@ -29,6 +29,7 @@ public sealed class ArtifactTree(string path)
     {
         var text = Read("header/meta-data")
                    ?? throw new ArtifactFormatException($"{Path}/header/meta-data does not exist: this is not a File API tree of an app artifact");
+        RequireAppPayload();
         var meta = AppMetadata.Parse(text)
                    ?? throw new ArtifactFormatException("the artifact has no meta-data: generate app artifacts with app-gen (mender-artifact write module-image -T app ... --meta-data meta.json)");
         MetadataValidator.EnsureValid(meta);
@@ -46,6 +47,19 @@ public sealed class ArtifactTree(string path)
         {
             return null;
         }
+    }
+
+    /// <summary>
+    /// The payload must be of type app in header-info and in type-info (a client hands a payload to the
+    /// module its type-info names, so an artifact whose two headers disagree could reach this module).
+    /// </summary>
+    private void RequireAppPayload()
+    {
+        var headerInfo = Read("header/header-info")
+                         ?? throw new ArtifactFormatException($"{Path}/header/header-info does not exist: this is not a File API tree of an artifact");
+        var typeInfo = Read("header/type-info")
+                       ?? throw new ArtifactFormatException($"{Path}/header/type-info does not exist: this is not a File API tree of an artifact");
+        ArtifactReader.RequirePayloadType(HeaderInfo.Parse(headerInfo).PayloadTypes, TypeInfo.Parse(typeInfo).Type, "app");
     }
 
     public string ImagesArchive() => global::AppModule.ImagesArchive.Locate(FilesDir, "images");

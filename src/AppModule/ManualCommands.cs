@@ -27,7 +27,8 @@ public static class ManualCommands
 
     public static async Task UnpackAsync(string artifact, string dir, CancellationToken ct)
     {
-        var contents = await FileApiTree.WriteAsync(artifact, dir, Device(), new ArtifactReadOptions(), ct).ConfigureAwait(false);
+        // Only app artifacts: the Mender client would hand any other payload type to another Update Module.
+        var contents = await FileApiTree.WriteAsync(artifact, dir, Device(), new ArtifactReadOptions(PayloadType: "app"), ct).ConfigureAwait(false);
         Log.Info($"wrote the File API tree of {contents.Header.HeaderInfo.ArtifactName} ({contents.Files.Count} payload file(s), checksums verified) to {Path.GetFullPath(dir)}");
     }
 

@@ -24,7 +24,7 @@ public static class LibraryPipeline
         ArtifactContents contents;
         try
         {
-            contents = await FileApiTree.WriteAsync(artifact, tree, new DeviceState("v1", string.Empty, "test-device"), new ArtifactReadOptions(), ct);
+            contents = await FileApiTree.WriteAsync(artifact, tree, new DeviceState("v1", string.Empty, "test-device"), new ArtifactReadOptions(PayloadType: "app"), ct);
         }
         catch (ArtifactException e)
         {

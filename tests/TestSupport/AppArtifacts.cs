@@ -125,6 +125,9 @@ public static class AppArtifacts
         File.WriteAllText(Path.Combine(treeDir, "header", "artifact_name"), s.ArtifactName);
         File.WriteAllText(Path.Combine(treeDir, "header", "artifact_group"), string.Empty);
         File.WriteAllText(Path.Combine(treeDir, "header", "payload_type"), "app");
+        File.WriteAllText(Path.Combine(treeDir, "header", "header-info"),
+            $"{{\n  \"payloads\": [\n    {{\n      \"type\": \"app\"\n    }}\n  ],\n  \"artifact_provides\": {{\n    \"artifact_name\": {J(s.ArtifactName)}\n  }},\n  \"artifact_depends\": {{\n    \"device_type\": [\n      {J(s.DeviceType)}\n    ]\n  }}\n}}");
+        File.WriteAllText(Path.Combine(treeDir, "header", "type-info"), "{\n  \"type\": \"app\"\n}");
         File.WriteAllText(Path.Combine(treeDir, "header", "meta-data"), MetaData(s));
         return treeDir;
     }

@@ -152,6 +152,23 @@ public static class HostileArtifacts
                 EditOuter = o => Member(o, "data/0000.tar", d => d with { Data = d.Data![..(d.Data!.Length / 2)] }),
             }, client: "images.tar.gz: Unable to stream into");
 
+        Add("header-entry-with-dotdot", Layer.ArtifactReader, Format, "header.tar holds the unknown entry \"../evil\"",
+            b => V(b, "x") with { ExtraHeaderEntries = [TarSpec.File("../evil", "x")] }, client: "can not get Payload order from tar path");
+        Add("header-entry-unknown-in-headers", Layer.ArtifactReader, Format, "header.tar holds the unknown entry \"headers/0000/evil\"",
+            b => V(b, "x") with { ExtraHeaderEntries = [TarSpec.File("headers/0000/evil", "x")] }, client: "Payload: unsupported file: headers/0000/evil");
+        Add("header-entry-unknown-top-level", Layer.ArtifactReader, Format, "header.tar holds the unknown entry \"evil.sh\"",
+            b => V(b, "x") with { ExtraHeaderEntries = [TarSpec.File("evil.sh", "#!/bin/sh\nreboot\n")] }, client: "can not get Payload order from tar path");
+        Add("header-script-in-a-subdirectory", Layer.ArtifactReader, Format, "header.tar holds the unknown entry \"scripts/../../evil\"",
+            b => V(b, "x") with { ExtraHeaderEntries = [TarSpec.File("scripts/../../evil", "x")] }, client: "error getting header Payload number");
+        Add("payload-type-not-app", Layer.ArtifactReader, Format, "the artifact's payload type is \"single-file\"",
+            b => V(b, "x") with
+            {
+                TypeInfo = "{\"type\":\"single-file\"}",
+                HeaderInfo = $"{{\"payloads\":[{{\"type\":\"single-file\"}}],\"artifact_provides\":{{\"artifact_name\":\"payload-type-not-app\"}},\"artifact_depends\":{{\"device_type\":[\"test-device\"]}}}}",
+            }, client: "Artifact Payload type 'single-file' is not supported by this Mender Client");
+        Add("payload-type-differs-between-headers", Layer.ArtifactReader, Format, "not \"app\"",
+            b => V(b, "x") with { TypeInfo = "{\"type\":\"single-file\"}" });
+
         // ------------------------------------------------ meta-data (AppMetadata / MetadataValidator)
         Add("meta-data-invalid-json", Layer.ArtifactReader, Format, "header/meta-data is not valid JSON",
             b => V(b, "x") with { MetaData = "{\"application_name\": \"x\"," }, client: "error reading meta-data: unexpected EOF");
@@ -195,6 +212,12 @@ public static class HostileArtifacts
             b => Meta(b, "x", env: new Dictionary<string, string> { ["DOCKER_HOST"] = "tcp://attacker.example:2375" }));
         Add("env-key-submodule-config", Layer.Metadata, Format, "has the key \"MENDER_APP_DOCKER_COMPOSE_CONF\"",
             b => Meta(b, "x", env: new Dictionary<string, string> { ["MENDER_APP_DOCKER_COMPOSE_CONF"] = "/tmp/evil.conf" }));
+        Add("env-value-with-newline-declaring-variables", Layer.Metadata, Format, "meta-data field \"env.GREETING\" contains a line break",
+            b => Meta(b, "x", env: new Dictionary<string, string> { ["GREETING"] = "x\nDOCKER_HOST=tcp://attacker.example:2375\nLD_PRELOAD=/tmp/evil.so" }));
+        Add("env-value-with-trailing-newline", Layer.Metadata, Format, "meta-data field \"env.TAG\" contains a line break",
+            b => Meta(b, "x", env: new Dictionary<string, string> { ["TAG"] = "1.0\n" }));
+        Add("env-value-with-carriage-return", Layer.Metadata, Format, "meta-data field \"env.TAG\" contains a line break",
+            b => Meta(b, "x", env: new Dictionary<string, string> { ["TAG"] = "1.0\rPATH=/tmp" }));
         Add("env-not-an-object", Layer.Metadata, Format, "meta-data field \"env\" must be an object",
             b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [b.Image.Id])[..^1] + ",\"env\":[\"A=1\"]}" });
 
@@ -231,6 +254,13 @@ public static class HostileArtifacts
         Add("images-truncated-gzip", Layer.ImagesPayload, Format, "cannot be read",
             b => V(b, "x") with { ImagesBytes = g => g[..(g.Length / 2)] });
 
+        Add("images-tar-truncated-inside-gzip", Layer.ImagesPayload, Format, "cannot be read",
+            b => V(b, "x") with { ImagesBytes = _ => ArtifactParts.Gzip(ArtifactParts.TarBytes(V(b, "x").Images)[..2600]) });
+        Add("images-tar-truncated-in-image-data", Layer.ImagesPayload, Format, "cannot be read",
+            b => V(b, "x") with { ImagesBytes = _ => { var t = ArtifactParts.TarBytes(V(b, "x").Images); return ArtifactParts.Gzip(t[..(t.Length - 1024 - 700)]); } });
+        Add("image-img-truncated-saved-image", Layer.Claims, Format, "is not a saved image",
+            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", Data: File.ReadAllBytes(b.Image.SavedPath)[..1500])) });
+
         // ------------------------------------------------ manifests.tar.gz (ManifestsPayload)
         IReadOnlyList<TarSpec> M(CorpusBase b, params TarSpec[] extra) => With(V(b, "x").Manifests, extra);
         Add("manifests-entry-with-dotdot", Layer.ManifestsPayload, Unsafe, "contains '..'",
@@ -262,6 +292,8 @@ public static class HostileArtifacts
             });
         Add("manifests-too-many-entries", Layer.ManifestsPayload, Unsafe, "has more than 10000 entries",
             b => V(b, "x") with { Manifests = M(b, Enumerable.Range(0, 10_001).Select(i => TarSpec.File($"manifests/f{i}.yml", "")).ToArray()) });
+        Add("manifests-tar-truncated-inside-gzip", Layer.ManifestsPayload, Format, "cannot be read",
+            b => V(b, "x") with { ManifestsBytes = _ => ArtifactParts.Gzip(ArtifactParts.TarBytes(V(b, "x").Manifests)[..700]) });
         Add("manifests-entry-outside-manifests", Layer.ManifestsPayload, Unsafe, "is outside manifests/",
             b => V(b, "x") with { Manifests = M(b, TarSpec.File("etc/passwd", "root::0:0::/:/bin/sh\n")) });
 
