@@ -22,10 +22,10 @@ namespace AppModule.Engine;
 /// <item>Cleanup: DELETEs images that no kept composition of any application uses.</item>
 /// </list>
 /// </summary>
-public sealed class InstallEngine(AppConfig config)
+public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, string?>? subModuleEnvironment = null)
 {
     private readonly AppStore _store = new(config.PersistentStore);
-    private readonly SubModuleRunner _runner = new(config);
+    private readonly SubModuleRunner _runner = new(config, subModuleEnvironment);
 
     private HealthGate Gate => new(config, _runner);
 
@@ -271,6 +271,60 @@ public sealed class InstallEngine(AppConfig config)
         catch (StoreException)
         {
             return id;
+        }
+    }
+
+    // ---------------------------------------------------------------- Stop / Restart (fleet commands)
+
+    /// <summary>Stops what runs of <paramref name="app"/> (STOP with its manifests); the store records that nothing runs. False when nothing ran.</summary>
+    public async Task<bool> StopAsync(string app, string step, CancellationToken ct)
+    {
+        using var _ = Lock();
+        var state = _store.Load(app);
+        if (state.Pending is { } p)
+        {
+            throw new InstallException(step, $"application {app}", $"the install of {p.ArtifactName} is pending; commit or roll it back first");
+        }
+
+        if (state.Running is not { } running)
+        {
+            return false;
+        }
+
+        var c = _store.ReadComposition(app, running);
+        await _runner.RequireAsync(_runner.Resolve(c.Orchestrator), new SubModuleCall.Stop(app, _store.ManifestsOf(app, running)), SubModuleRunner.EnvironmentFor(c), $"{step} (STOP)", $"application {app} ({c.ArtifactName})", ct).ConfigureAwait(false);
+        _store.Transition(state with { Running = null }, "stopped", running);
+        return true;
+    }
+
+    /// <summary>Restarts the last-known-good of <paramref name="app"/>: STOP what runs, ROLLOUT the last-known-good, health gate (no soak).</summary>
+    public async Task RestartAsync(string app, string step, bool waitHealthy, CancellationToken ct)
+    {
+        using var _ = Lock();
+        var state = _store.Load(app);
+        if (state.Pending is { } p)
+        {
+            throw new InstallException(step, $"application {app}", $"the install of {p.ArtifactName} is pending; commit or roll it back first");
+        }
+
+        var target = state.Committed ?? throw new InstallException(step, $"application {app}", $"nothing of {app} is in the store {config.PersistentStore}; install it first");
+        var c = _store.ReadComposition(app, target);
+        var exe = _runner.Resolve(c.Orchestrator);
+        var env = SubModuleRunner.EnvironmentFor(c);
+        if (state.Running is { } running)
+        {
+            var old = _store.ReadComposition(app, running);
+            state = _store.Transition(state with { Running = null }, "stopping", running);
+            await _runner.RequireAsync(_runner.Resolve(old.Orchestrator), new SubModuleCall.Stop(app, _store.ManifestsOf(app, running)), SubModuleRunner.EnvironmentFor(old), $"{step} (STOP)", $"application {app} ({old.ArtifactName})", ct).ConfigureAwait(false);
+            state = _store.Transition(state, "stopped", running);
+        }
+
+        state = _store.Transition(state with { Running = target }, "rolling-out", target);
+        await _runner.RequireAsync(exe, new SubModuleCall.Rollout(app, _store.ManifestsOf(app, target)), env, $"{step} (ROLLOUT)", $"application {app} ({c.ArtifactName})", ct).ConfigureAwait(false);
+        _store.Transition(state, "restored", target);
+        if (waitHealthy)
+        {
+            await Gate.WaitAsync(exe, app, env, soak: false, ct).ConfigureAwait(false);
         }
     }
 

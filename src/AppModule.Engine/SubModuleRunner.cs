@@ -11,8 +11,10 @@ namespace AppModule.Engine;
 /// processes in their own process group, with the configured timeout (SIGTERM, then SIGKILL), the
 /// composition's environment (validated names only, never through a shell), and their stdout and
 /// stderr forwarded line by line to our stderr, which the Mender client keeps in the deployment log.
+/// <paramref name="environment"/>: variables every call gets besides the composition's (the fleet agent
+/// passes the sub-module's config file this way; <c>app</c> passes none, its children inherit its environment).
 /// </summary>
-public sealed class SubModuleRunner(AppConfig config)
+public sealed class SubModuleRunner(AppConfig config, IReadOnlyDictionary<string, string?>? environment = null)
 {
     public const string PlatformVariable = "MENDER_APP_UPDATE_MODULE_PLATFORM";
 
@@ -78,6 +80,17 @@ public sealed class SubModuleRunner(AppConfig config)
         if (!quiet)
         {
             Log.Info($"calling {name} {call}");
+        }
+
+        if (environment is { Count: > 0 })
+        {
+            var merged = new Dictionary<string, string?>(environment, StringComparer.Ordinal);
+            foreach (var (k, v) in env)
+            {
+                merged[k] = v;
+            }
+
+            env = merged;
         }
 
         var spec = new ProcessSpec(executable, call.ToArgs())

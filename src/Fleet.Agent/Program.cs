@@ -11,8 +11,8 @@ namespace Fleet.Agent;
 /// fleet-agent [--config FILE]
 /// </code>
 /// Config: FILE, else $FLEET_AGENT_CONFIG, else /etc/fleet/agent.toml if present; environment overrides (see
-/// AgentConfig.Load). Rollouts go through the docker-compose sub-module when configured or installed at
-/// /usr/share/mender/app-modules/v1/docker-compose, else through the Compose CLI with the agent's own health wait.
+/// AgentConfig.Load). Every change goes through the install engine and store that `app` uses (its config:
+/// [agent] app_config, else /etc/mender/mender-app.conf), rolled out by the docker-compose sub-module.
 /// Exit codes (exceptions are mapped in one place, <see cref="FleetProgram.RunAsync"/>):
 ///   0  stopped by SIGINT/SIGTERM
 ///   1  unexpected error
@@ -42,13 +42,11 @@ public static class Program
         if (configPath is not null && !File.Exists(configPath)) throw new ConfigException($"config file {configPath} does not exist");
         var cfg = AgentConfig.Load(configPath, Environment.GetEnvironmentVariables());
         if (cfg.Apps.Count == 0) throw new ConfigException("no apps configured; set [apps.NAME] directory = \"...\" or APP_TO_DIRECTORY");
-        var runtime = cfg.CreateRuntime();
-        Log.Info($"rollouts via {(runtime is SubModuleRuntime ? "the docker-compose sub-module" : "the Compose CLI")}");
 
         using var shutdown = new ShutdownSignal();
         await using var bus = await RedisFleetBus.ConnectAsync(cfg.Redis, shutdown.Token);
         Log.Info($"connected to {cfg.Redis}");
-        await new FleetAgent(cfg, bus, runtime).RunAsync(shutdown.Token);
+        await new FleetAgent(cfg, bus).RunAsync(shutdown.Token);
         Log.Info("stopped");
         return 0;
     }

@@ -1,4 +1,6 @@
 using System.Collections.Concurrent;
+using AppModule.Core;
+using AppModule.Core.Store;
 using Fleet.Core.Agent;
 using Fleet.Core.Bus;
 using Fleet.Core.Security;
@@ -29,21 +31,25 @@ public sealed class AgentFixture : IDisposable
     public void Dispose() { Redis.Dispose(); Registry.Dispose(); }
 }
 
-/// <summary>The agent against the real engine and Compose CLI (v2), driven over RPC on a real redis-server.</summary>
+/// <summary>The agent against the real engine, driven over RPC on a real redis-server: every change goes through the
+/// install engine, its store and the published docker-compose sub-module (as `app` installs), so the tests check
+/// the store as well as the containers.</summary>
 public sealed class AgentEngineTests(AgentFixture fx) : IClassFixture<AgentFixture>
 {
     private const string Key = "agent-test-shared-key-0123456789";
 
-    private sealed class Rig : IAsyncDisposable
+    internal sealed class Rig : IAsyncDisposable
     {
-        public required string App, Dir, File, Rpc, Channel;
+        public required string App, Dir, File, Rpc, Channel, StateDir;
         public required RedisFleetBus Bus;
         public required CancellationTokenSource Cts;
         public required Task Run;
-        public required IComposeRuntime Runtime;
-        public string? StateDir;
+        public required FleetAgent Agent;
+        public required AgentConfig Config;
         public ConcurrentQueue<VersionMessage> Reports { get; } = new();
         public IAsyncDisposable? Sub;
+
+        public AppStore Store => Agent.Store;
 
         public async Task<DockerCommandResponse> CallAsync(DockerCommandRequest req)
         {
@@ -52,15 +58,23 @@ public sealed class AgentEngineTests(AgentFixture fx) : IClassFixture<AgentFixtu
             return r.Response!;
         }
 
+        /// <summary>The artifact (version) names of the store's running, last-known-good and rollback compositions.</summary>
+        public (string? Running, string? Committed, string? Previous, bool Pending) Versions()
+        {
+            var s = Store.Load(App);
+            string? Name(string? id) => id is null ? null : Store.ReadComposition(App, id).ArtifactName;
+            return (Name(s.Running), Name(s.Committed), Name(s.Previous), s.Pending is not null);
+        }
+
         public async ValueTask DisposeAsync()
         {
-            try { await Runtime.StopAsync(App, Dir, CancellationToken.None); } catch (Exception) { }
             await Cts.CancelAsync();
             try { await Run; } catch (OperationCanceledException) { }
+            Cmd.Run(DockerEngine.Cli, ["compose", "-p", App, "-f", File, "down", "--remove-orphans"]);
             if (Sub is not null) await Sub.DisposeAsync();
             await Bus.DisposeAsync();
             try { Directory.Delete(Dir, true); } catch (IOException) { }
-            if (StateDir is not null) try { Directory.Delete(StateDir, true); } catch (IOException) { }
+            try { Directory.Delete(StateDir, true); } catch (IOException) { }
         }
     }
 
@@ -74,44 +88,48 @@ public sealed class AgentEngineTests(AgentFixture fx) : IClassFixture<AgentFixtu
               - "note=hand written"
         """ + "\n";
 
-    /// <summary>"cli": the agent's own Compose CLI runtime; "submodule": the project's docker-compose sub-module
-    /// (published AOT binary), which owns the health gate.</summary>
-    private static IComposeRuntime Runtime(string kind, out string? stateDir)
+    /// <summary>The agent's config: a private store and the published sub-modules (the engine's config as `app` has it).</summary>
+    internal static AgentConfig Config(string id, string app, string dir, string stateDir, byte[]? hmac = null)
     {
-        var cli = new ComposeCliRuntime(["/usr/bin/docker", "compose"], "/usr/bin/docker", TimeSpan.FromSeconds(60));
-        stateDir = null;
-        if (kind == "cli") return cli;
-        stateDir = Directory.CreateTempSubdirectory("fleet-agent-state-").FullName;
         var conf = Path.Combine(stateDir, "docker-compose.conf");
-        File.WriteAllText(conf, $"state_dir = \"{stateDir}/state\"\ndocker_command = \"/usr/bin/docker\"\nrollout_timeout = 60\n");
-        return new SubModuleRuntime(Repo.Binary("docker-compose"), cli, TimeSpan.FromMinutes(3),
-            new Dictionary<string, string?> { ["MENDER_APP_DOCKER_COMPOSE_CONF"] = conf });
-    }
-
-    private async Task<Rig> StartAsync(string tag, byte[]? hmac = null, string runtimeKind = "cli")
-    {
-        var id = Guid.NewGuid().ToString("N")[..8];
-        var app = "fleetagent" + id;
-        var dir = Directory.CreateTempSubdirectory("fleet-agent-").FullName;
-        var file = Path.Combine(dir, "docker-compose.yml");
-        await File.WriteAllTextAsync(file, ComposeText(tag));
-        var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
-        var bus = await RedisFleetBus.ConnectAsync(new RedisOptions { Host = fx.Redis.Host, Port = fx.Redis.Port }, cts.Token);
-        var runtime = Runtime(runtimeKind, out var stateDir);
-        await runtime.PullAsync(app, dir, null, cts.Token);
-        await runtime.RolloutAsync(app, dir, cts.Token);
-        var cfg = new AgentConfig
+        File.WriteAllText(conf, $"state_dir = \"{stateDir}/submodule\"\ndocker_command = \"{DockerEngine.Cli}\"\nrollout_timeout = 30\n");
+        return new AgentConfig
         {
             RpcName = "docker_compose_service_" + id,
             Channel = "version_channel_" + id,
             Apps = [new AgentApp(app, dir, null)],
             HmacKey = hmac,
             ReportInterval = TimeSpan.Zero,
+            SubModuleConfig = conf,
+            DockerCli = DockerEngine.Cli,
+            Engine = new AppConfig
+            {
+                PersistentStore = Path.Combine(stateDir, "store"),
+                SubModulesDir = Repo.BinDir,
+                HealthTimeout = TimeSpan.FromSeconds(30),
+                HealthPoll = TimeSpan.FromSeconds(1),
+            },
         };
+    }
+
+    /// <summary>The app runs <paramref name="tag"/>, brought up by hand from its directory (as before any agent), then the agent starts.</summary>
+    internal async Task<Rig> StartAsync(string tag, byte[]? hmac = null)
+    {
+        Skip.IfNot(File.Exists(Repo.Binary("docker-compose")), $"the published docker-compose sub-module is missing in {Repo.BinDir}: run build/publish.sh");
+        var id = Guid.NewGuid().ToString("N")[..8];
+        var app = "fleetagent" + id;
+        var dir = Directory.CreateTempSubdirectory("fleet-agent-").FullName;
+        var stateDir = Directory.CreateTempSubdirectory("fleet-agent-state-").FullName;
+        var file = Path.Combine(dir, "docker-compose.yml");
+        await File.WriteAllTextAsync(file, ComposeText(tag));
+        Cmd.Ok(DockerEngine.Cli, "compose", "-p", app, "-f", file, "up", "-d");
+        var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
+        var bus = await RedisFleetBus.ConnectAsync(new RedisOptions { Host = fx.Redis.Host, Port = fx.Redis.Port }, cts.Token);
+        var cfg = Config(id, app, dir, stateDir, hmac);
         var reports = new ConcurrentQueue<VersionMessage>();
         var sub = await bus.SubscribeAsync(cfg.Channel, (b, _) => { reports.Enqueue(WireCodec.DecodeVersion(b)); return Task.CompletedTask; }, cts.Token);
-        var agent = new FleetAgent(cfg, bus, runtime);
-        var rig = new Rig { App = app, Dir = dir, File = file, Rpc = cfg.RpcName, Channel = cfg.Channel, Bus = bus, Cts = cts, Run = agent.RunAsync(cts.Token), Runtime = runtime, Sub = sub, StateDir = stateDir };
+        var agent = new FleetAgent(cfg, bus);
+        var rig = new Rig { App = app, Dir = dir, File = file, Rpc = cfg.RpcName, Channel = cfg.Channel, Bus = bus, Cts = cts, Run = agent.RunAsync(cts.Token), Agent = agent, Config = cfg, Sub = sub, StateDir = stateDir };
         for (int i = 0; i < 200 && reports.IsEmpty; i++) await Task.Delay(25);
         foreach (var r in reports) rig.Reports.Enqueue(r);
         reports.Clear();
@@ -119,12 +137,15 @@ public sealed class AgentEngineTests(AgentFixture fx) : IClassFixture<AgentFixtu
         return rig;
     }
 
-    private static string RunningImage(string app)
+    /// <summary>"image|health|container id|started at" of the project's container.</summary>
+    internal static string[] Running(string app)
     {
         var ids = DockerEngine.DockerOk("ps", "-q", "--filter", $"label=com.docker.compose.project={app}").Trim();
         Assert.False(string.IsNullOrEmpty(ids), $"no running container for project {app}");
-        return DockerEngine.DockerOk("inspect", "-f", "{{.Config.Image}}|{{.State.Health.Status}}", ids.Split('\n')[0]).Trim();
+        return DockerEngine.DockerOk("inspect", "-f", "{{.Config.Image}}|{{.State.Health.Status}}|{{.Id}}|{{.State.StartedAt}}", ids.Split('\n')[0]).Trim().Split('|');
     }
+
+    private static string RunningImage(string app) => string.Join('|', Running(app)[..2]);
 
     private static async Task WaitFor(Func<bool> cond, string what)
     {
@@ -132,12 +153,10 @@ public sealed class AgentEngineTests(AgentFixture fx) : IClassFixture<AgentFixtu
         Assert.True(cond(), "timed out waiting for " + what);
     }
 
-    [SkippableTheory]
-    [InlineData("cli")]
-    [InlineData("submodule")]
-    public async Task Update_version_rewrites_only_the_tag_keeps_a_backup_rolls_out_healthy_and_reports_the_new_version(string runtime)
+    [SkippableFact]
+    public async Task Update_version_installs_through_the_engine_keeps_a_backup_rewrites_only_the_tag_and_the_store_says_what_runs()
     {
-        await using var rig = await StartAsync("1.0", runtimeKind: runtime);
+        await using var rig = await StartAsync("1.0");
         Assert.Contains(rig.Reports, m => m.Appname == rig.App && m.VersionNumber == "1.0");
 
         var resp = await rig.CallAsync(new DockerCommandRequest("update_version", rig.Dir, "2.0"));
@@ -146,25 +165,33 @@ public sealed class AgentEngineTests(AgentFixture fx) : IClassFixture<AgentFixtu
         Assert.Equal(ComposeText("2.0"), await File.ReadAllTextAsync(rig.File));
         Assert.Equal(ComposeText("1.0"), await File.ReadAllTextAsync(rig.File + FleetAgent.BackupSuffix));
         Assert.Equal($"{fx.Repo}:2.0|healthy", RunningImage(rig.App));
+        // one truth: the store runs and keeps 2.0, with the adopted 1.0 as its rollback version
+        Assert.Equal(("2.0", "2.0", "1.0", false), rig.Versions());
+        var committed = rig.Store.ReadComposition(rig.App, rig.Store.Load(rig.App).Committed!);
+        Assert.Equal(DockerEngine.ImageId($"{fx.Repo}:2.0")!.Replace("sha256:", ""), Assert.Single(committed.Images).Id);
+        Assert.Contains(rig.Store.Journal(rig.App), j => j.Event == "committed" && j.Detail.StartsWith("2.0", StringComparison.Ordinal));
         await WaitFor(() => rig.Reports.Any(m => m.VersionNumber == "2.0"), "the 2.0 report");
     }
 
     [SkippableTheory]
-    [InlineData("3.0", "exited", "cli")]
-    [InlineData("4.0", "unhealthy", "cli")]
-    [InlineData("3.0", "exited", "submodule")]
-    public async Task A_broken_image_fails_the_health_gate_and_the_previous_file_and_version_come_back(string broken, string symptom, string runtime)
+    [InlineData("3.0")]
+    [InlineData("4.0")]
+    public async Task A_broken_image_fails_the_health_gate_and_the_engine_rolls_back_to_the_same_container(string broken)
     {
-        await using var rig = await StartAsync("2.0", runtimeKind: runtime);
+        await using var rig = await StartAsync("1.0");
+        Assert.True((await rig.CallAsync(new DockerCommandRequest("update_version", rig.Dir, "2.0"))).Success);
+        var before = Running(rig.App);
 
         var resp = await rig.CallAsync(new DockerCommandRequest("update_version", rig.Dir, broken));
 
         Assert.False(resp.Success);
         Assert.Contains($"update to {broken} failed", resp.Message);
-        Assert.Contains(symptom, resp.Message);
         Assert.Contains("rolled back to 2.0", resp.Message);
         Assert.Equal(ComposeText("2.0"), await File.ReadAllTextAsync(rig.File));
         Assert.Equal($"{fx.Repo}:2.0|healthy", RunningImage(rig.App));
+        Assert.Equal(("2.0", "2.0", "1.0", false), rig.Versions());
+        Assert.Contains(rig.Store.Journal(rig.App), j => j.Event == "rolled-back" && j.Detail == broken);
+        Assert.NotEqual(before[2], Running(rig.App)[2]); // STOP then ROLLBACK: 2.0 runs again in a new container
         await WaitFor(() => rig.Reports.Any(m => m.VersionNumber == "2.0"), "the 2.0 report after rollback");
     }
 
@@ -172,23 +199,42 @@ public sealed class AgentEngineTests(AgentFixture fx) : IClassFixture<AgentFixtu
     public async Task A_tag_missing_from_the_registry_fails_at_pull_and_changes_nothing()
     {
         await using var rig = await StartAsync("1.0");
+        Assert.True((await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir))).Success); // adopts 1.0
+        var before = Running(rig.App);
+        var journal = rig.Store.Journal(rig.App).Count;
+
         var resp = await rig.CallAsync(new DockerCommandRequest("update_version", rig.Dir, "8.8"));
+
         Assert.False(resp.Success);
         Assert.Contains("pull of", resp.Message);
         Assert.Equal(ComposeText("1.0"), await File.ReadAllTextAsync(rig.File));
-        Assert.Equal($"{fx.Repo}:1.0|healthy", RunningImage(rig.App));
+        Assert.Equal(before, Running(rig.App)); // same container, same start time
+        Assert.Equal(("1.0", "1.0", null, false), rig.Versions());
+        Assert.DoesNotContain(rig.Store.Journal(rig.App).Skip(journal), j => j.Event is "prepared" or "stopping");
     }
 
     [SkippableFact]
-    public async Task Restart_update_and_down_work_and_unmanaged_directories_or_unknown_commands_are_refused()
+    public async Task Restart_update_and_down_go_through_the_engine_and_unmanaged_directories_or_unknown_commands_are_refused()
     {
         await using var rig = await StartAsync("1.0");
-        Assert.True((await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir) { Service = "web" })).Success);
-        Assert.True((await rig.CallAsync(new DockerCommandRequest("update", rig.Dir) { Wait = false })).Success);
+        var first = Running(rig.App);
+        Assert.Contains("not supported", (await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir) { Service = "web" })).Message);
+        Assert.Equal(first, Running(rig.App));
+
+        Assert.Equal(new DockerCommandResponse(true, $"Restarted all services in {rig.Dir}"), await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir)));
+        var restarted = Running(rig.App);
+        Assert.NotEqual(first[2], restarted[2]);
+        Assert.Equal(("1.0", "1.0", null, false), rig.Versions());
+
+        Assert.Equal(new DockerCommandResponse(true, $"Updated all services in {rig.Dir}"), await rig.CallAsync(new DockerCommandRequest("update", rig.Dir) { Wait = false }));
+        Assert.NotEqual(restarted[2], Running(rig.App)[2]);
+        Assert.Equal(("1.0", "1.0", "1.0", false), rig.Versions());
+
         Assert.Contains("not managed", (await rig.CallAsync(new DockerCommandRequest("down", "/etc"))).Message);
         Assert.Contains("unknown command", (await rig.CallAsync(new DockerCommandRequest("format_disk", rig.Dir))).Message);
         Assert.Equal(new DockerCommandResponse(true, $"Stopped services in {rig.Dir}"), await rig.CallAsync(new DockerCommandRequest("down", rig.Dir)));
         Assert.Equal("", DockerEngine.DockerOk("ps", "-aq", "--filter", $"label=com.docker.compose.project={rig.App}").Trim());
+        Assert.Equal((null, "1.0", "1.0", false), rig.Versions());
     }
 
     [SkippableFact]

@@ -42,6 +42,17 @@ public static class ComposeFile
     /// <summary>Finds the image of <paramref name="service"/>, or of the only service with an image when null.</summary>
     public static ComposeImage FindImage(string text, string? service, string source = "compose file")
     {
+        var found = Images(text, source);
+        if (service is not null)
+            return found.FirstOrDefault(f => f.Service == service)
+                ?? throw new ComposeFileException($"{source}: service '{service}' has no image: line (services with images: {string.Join(", ", found.Select(f => f.Service))})");
+        return found.Count == 1 ? found[0]
+            : throw new ComposeFileException($"{source}: {found.Count} services have images ({string.Join(", ", found.Select(f => f.Service))}); configure which one is the app's (service = ...)");
+    }
+
+    /// <summary>Every service's <c>image:</c> in the file, in order.</summary>
+    public static IReadOnlyList<ComposeImage> Images(string text, string source = "compose file")
+    {
         var found = new List<ComposeImage>();
         var parser = new Parser(new StringReader(text));
         try
@@ -75,11 +86,7 @@ public static class ComposeFile
         {
             throw new ComposeFileException($"{source} is not valid YAML at line {e.Start.Line}, column {e.Start.Column}: {e.Message}");
         }
-        if (service is not null)
-            return found.FirstOrDefault(f => f.Service == service)
-                ?? throw new ComposeFileException($"{source}: service '{service}' has no image: line (services with images: {string.Join(", ", found.Select(f => f.Service))})");
-        return found.Count == 1 ? found[0]
-            : throw new ComposeFileException($"{source}: {found.Count} services have images ({string.Join(", ", found.Select(f => f.Service))}); configure which one is the app's (service = ...)");
+        return found;
     }
 
     /// <summary>Returns <paramref name="text"/> with the service's image tag replaced and nothing else changed.</summary>

@@ -1,5 +1,7 @@
-using System.Collections;
 using System.Collections.Concurrent;
+using AppModule.Core.Install;
+using AppModule.Core.Store;
+using AppModule.Engine;
 using AppModule.Runtime;
 using Fleet.Core.Bus;
 using Fleet.Core.Security;
@@ -7,137 +9,40 @@ using Fleet.Core.Wire;
 
 namespace Fleet.Core.Agent;
 
-/// <summary>One app on this device: its compose directory, and which service's image carries its version.</summary>
-public sealed record AgentApp(string Name, string Directory, string? Service);
-
-public sealed record AgentConfig
-{
-    public RedisOptions Redis { get; init; } = new();
-    public string RpcName { get; init; } = "docker_compose_service_machine1";
-    public string Channel { get; init; } = "version_channel";
-    public IReadOnlyList<AgentApp> Apps { get; init; } = [];
-    public byte[]? HmacKey { get; init; }
-    public TimeSpan MaxCommandTtl { get; init; } = TimeSpan.FromMinutes(5);
-    /// <summary>Re-publish every app's version this often (pub/sub keeps nothing for late subscribers); zero: never.</summary>
-    public TimeSpan ReportInterval { get; init; } = TimeSpan.FromSeconds(60);
-    /// <summary>Path of the docker-compose sub-module; null: use the Compose CLI directly.</summary>
-    public string? SubModule { get; init; }
-    /// <summary>Config file for the sub-module (passed as MENDER_APP_DOCKER_COMPOSE_CONF); null: its default.</summary>
-    public string? SubModuleConfig { get; init; }
-    public IReadOnlyList<string>? ComposeCommand { get; init; }
-    public string DockerCli { get; init; } = "/usr/bin/docker";
-    public TimeSpan HealthTimeout { get; init; } = TimeSpan.FromSeconds(120);
-    public WireStyle WireStyle { get; init; } = WireStyle.Ujson;
-
-    /// <summary>
-    /// TOML file then environment:
-    /// <code>
-    /// [redis] host, port, db, user, password, tls, tls_ca_file, tls_server_name, channel
-    /// [agent] rpc_name, hmac_key_file, max_command_ttl_seconds, report_interval_seconds, submodule, submodule_config,
-    ///         compose_command ("docker compose" | "docker-compose"), docker, health_timeout_seconds, wire_style
-    /// [apps.NAME] directory, service
-    /// </code>
-    /// Environment: REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_USERNAME, REDIS_PASSWORD, FLEET_RPC_NAME, FLEET_HMAC_KEY,
-    /// APP_TO_DIRECTORY (JSON).
-    /// </summary>
-    public static AgentConfig Load(string? path, IDictionary env)
-    {
-        var f = path is null ? ConfigFile.Empty("(no file)") : ConfigFile.Load(path);
-        string? E(string k) => env[k] is string s && s.Length > 0 ? s : null;
-        var redis = new RedisOptions
-        {
-            Host = E("REDIS_HOST") ?? f.GetString("redis.host", "redis"),
-            Port = int.TryParse(E("REDIS_PORT") ?? f.GetString("redis.port", "6379"), out var port) ? port : throw new ConfigException("REDIS_PORT / redis.port is not a number"),
-            Db = int.TryParse(E("REDIS_DB") ?? f.GetString("redis.db", "0"), out var db) ? db : throw new ConfigException("REDIS_DB / redis.db is not a number"),
-            User = E("REDIS_USERNAME") ?? Null(f.GetString("redis.user")),
-            Password = E("REDIS_PASSWORD") ?? Null(f.GetString("redis.password")),
-            Tls = f.GetBool("redis.tls", false),
-            TlsCaFile = Null(f.GetString("redis.tls_ca_file")),
-            TlsServerName = Null(f.GetString("redis.tls_server_name")),
-        };
-        var apps = f.Tables("apps", "directory", "service");
-        var dirs = apps["directory"];
-        var services = apps["service"];
-        if (E("APP_TO_DIRECTORY") is { } json)
-        {
-            try
-            {
-                using var doc = System.Text.Json.JsonDocument.Parse(json);
-                foreach (var p in doc.RootElement.EnumerateObject()) dirs[p.Name] = p.Value.GetString() ?? throw new ConfigException($"APP_TO_DIRECTORY: '{p.Name}' is null");
-            }
-            catch (Exception e) when (e is System.Text.Json.JsonException or InvalidOperationException)
-            {
-                throw new ConfigException($"APP_TO_DIRECTORY is not a JSON object of strings ({e.Message}); example: {{\"app1\":\"/opt/app1\"}}");
-            }
-        }
-        foreach (var s in services.Keys.Where(s => !dirs.ContainsKey(s)))
-            throw new ConfigException($"app '{s}' has a service but no directory");
-        byte[]? key = null;
-        if (E("FLEET_HMAC_KEY") is { } k2) key = CommandSigner.KeyFromText(k2, "FLEET_HMAC_KEY");
-        else if (Null(f.GetString("agent.hmac_key_file")) is { } kf)
-        {
-            try { key = CommandSigner.KeyFromText(File.ReadAllText(kf), kf); }
-            catch (IOException e) { throw new ConfigException($"agent.hmac_key_file: cannot read {kf}: {e.Message}"); }
-        }
-        return new AgentConfig
-        {
-            Redis = redis,
-            Channel = f.GetString("redis.channel", "version_channel"),
-            RpcName = E("FLEET_RPC_NAME") ?? f.GetString("agent.rpc_name") ?? throw new ConfigException("no RPC name: set [agent] rpc_name (e.g. docker_compose_service_machine1) or FLEET_RPC_NAME; it must be unique per device"),
-            Apps = dirs.Select(d => new AgentApp(d.Key, Path.GetFullPath(d.Value), services.GetValueOrDefault(d.Key))).ToList(),
-            HmacKey = key,
-            MaxCommandTtl = f.GetSeconds("agent.max_command_ttl_seconds", TimeSpan.FromMinutes(5)),
-            ReportInterval = f.GetSeconds("agent.report_interval_seconds", TimeSpan.FromSeconds(60)),
-            SubModule = Null(f.GetString("agent.submodule")),
-            SubModuleConfig = Null(f.GetString("agent.submodule_config")),
-            ComposeCommand = Null(f.GetString("agent.compose_command"))?.Split(' ', StringSplitOptions.RemoveEmptyEntries),
-            DockerCli = f.GetString("agent.docker", "/usr/bin/docker"),
-            HealthTimeout = f.GetSeconds("agent.health_timeout_seconds", TimeSpan.FromSeconds(120)),
-            WireStyle = f.GetString("agent.wire_style", "ujson") == "plain" ? WireStyle.Plain : WireStyle.Ujson,
-        };
-    }
-
-    private static string? Null(string? s) => string.IsNullOrEmpty(s) ? null : s;
-
-    /// <summary>The sub-module when configured (or installed at its standard path), else the Compose CLI.</summary>
-    public IComposeRuntime CreateRuntime()
-    {
-        var cli = new ComposeCliRuntime(ComposeCommand ?? ComposeCliRuntime.DetectCompose(DockerCli), DockerCli, HealthTimeout);
-        var sub = SubModule ?? (File.Exists(DefaultSubModule) ? DefaultSubModule : null);
-        if (sub is null) return cli;
-        if (!ChildProcess.IsRunnable(sub)) throw new ConfigException($"agent.submodule {sub} is not an executable file");
-        var env = SubModuleConfig is null ? null : new Dictionary<string, string?> { ["MENDER_APP_DOCKER_COMPOSE_CONF"] = SubModuleConfig };
-        return new SubModuleRuntime(sub, cli, HealthTimeout + TimeSpan.FromMinutes(2), env);
-    }
-
-    public const string DefaultSubModule = "/usr/share/mender/app-modules/v1/docker-compose";
-}
-
 /// <summary>Seed 001's "docker compose RPC service" with seed 002's operations: serves <c>update_version</c>,
 /// <c>down</c>, <c>restart</c> and <c>update</c> on its RPC name, and publishes each app's version (the image tag
-/// in its compose file) at start, after every change and periodically.</summary>
+/// of the version the store says runs) at start, after every change and periodically.
+/// Every change goes through the device's one <see cref="InstallEngine"/> and its store, the same as a Mender
+/// deployment: pre-checks (here the pull), STOP, ROLLOUT through the docker-compose sub-module, health gate with
+/// soak, commit, rollback to the last-known-good, cleanup of images no kept composition uses.</summary>
 public sealed class FleetAgent
 {
     public const string BackupSuffix = ".fleet-backup";
     private readonly AgentConfig _cfg;
     private readonly IFleetBus _bus;
-    private readonly IComposeRuntime _runtime;
+    private readonly InstallEngine _engine;
+    private readonly ImagePuller _puller;
     private readonly CommandVerifier? _verifier;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new();
 
-    public FleetAgent(AgentConfig cfg, IFleetBus bus, IComposeRuntime runtime)
+    public FleetAgent(AgentConfig cfg, IFleetBus bus)
     {
         _cfg = cfg;
         _bus = bus;
-        _runtime = runtime;
+        var env = cfg.SubModuleConfig is null ? null : new Dictionary<string, string?> { ["MENDER_APP_DOCKER_COMPOSE_CONF"] = cfg.SubModuleConfig };
+        _engine = new InstallEngine(cfg.Engine, env);
+        _puller = new ImagePuller(cfg.DockerCli);
         _verifier = cfg.HmacKey is null ? null : new CommandVerifier(cfg.HmacKey, cfg.RpcName, cfg.MaxCommandTtl);
     }
 
+    public AppStore Store => _engine.Store;
+
     public async Task RunAsync(CancellationToken ct)
     {
+        foreach (var app in _cfg.Apps) await RecoverAsync(app, ct);
         foreach (var app in _cfg.Apps) await PublishVersionAsync(app, ct);
         var server = new CommlibRpcServer(_bus, _cfg.RpcName, HandleAsync, Log.Warning, _cfg.WireStyle);
-        Log.Info($"serving RPC {_cfg.RpcName} for {string.Join(", ", _cfg.Apps.Select(a => $"{a.Name} ({a.Directory})"))}{(_verifier is null ? "" : "; signed commands only")}");
+        Log.Info($"serving RPC {_cfg.RpcName} for {string.Join(", ", _cfg.Apps.Select(a => $"{a.Name} ({a.Directory})"))}{(_verifier is null ? "" : "; signed commands only")}; store {_cfg.Engine.PersistentStore}");
         var serve = server.RunAsync(ct);
         if (_cfg.ReportInterval > TimeSpan.Zero)
         {
@@ -152,16 +57,58 @@ public sealed class FleetAgent
         await serve;
     }
 
-    /// <summary>Publishes the app's VersionMessage; the version is its image tag. Failures are logged, not thrown.</summary>
+    /// <summary>After a crash (SIGKILL mid-command): an install left pending is rolled back to the last-known-good,
+    /// as the Mender client's ArtifactRollback would; a commit whose cleanup never ran is finalized. The app's
+    /// compose file is then written from the store (the store is the truth).</summary>
+    public async Task RecoverAsync(AgentApp app, CancellationToken ct)
+    {
+        try
+        {
+            var state = _engine.Store.Load(app.Name);
+            if (state.Pending is { } p)
+            {
+                Log.Warning($"{app.Name}: the install of {p.ArtifactName} was interrupted at {p.Phase}; rolling back to the last-known-good");
+                await _engine.RollbackAsync(app.Name, p.ArtifactName, "recovery", ct);
+            }
+
+            if (state.Pending is not null || state.RecentCommit is not null)
+            {
+                await _engine.CleanupAsync(app.Name, ct);
+            }
+
+            WriteBackFromStore(app);
+        }
+        catch (Exception e) when (e is InstallException or StoreException or IOException or ComposeFileException)
+        {
+            Log.Error($"{app.Name}: recovery after a restart failed: {e.Message}");
+        }
+    }
+
+    /// <summary>The version the store says runs (its committed composition's image tag); else the directory's file.</summary>
+    public string? CurrentVersion(AgentApp app)
+    {
+        var state = _engine.Store.Load(app.Name);
+        if (state.Committed is { } id)
+        {
+            var manifests = _engine.Store.ManifestsOf(app.Name, id);
+            var file = ComposeFile.Find(manifests);
+            return ComposeFile.FindImage(File.ReadAllText(file), app.Service, file).Tag;
+        }
+
+        var own = ComposeFile.Find(app.Directory);
+        return ComposeFile.FindImage(File.ReadAllText(own), app.Service, own).Tag;
+    }
+
+    /// <summary>Publishes the app's VersionMessage. Failures are logged, not thrown.</summary>
     public async Task PublishVersionAsync(AgentApp app, CancellationToken ct)
     {
         try
         {
-            var file = ComposeFile.Find(app.Directory);
-            var img = ComposeFile.FindImage(await File.ReadAllTextAsync(file, ct), app.Service, file);
-            await _bus.PublishAsync(_cfg.Channel, WireCodec.EncodeVersion(new VersionMessage(app.Name, img.Tag, []), _cfg.WireStyle), ct);
+            var version = CurrentVersion(app);
+            if (version is null) return;
+            await _bus.PublishAsync(_cfg.Channel, WireCodec.EncodeVersion(new VersionMessage(app.Name, version, []), _cfg.WireStyle), ct);
         }
-        catch (Exception e) when (e is ComposeFileException or IOException)
+        catch (Exception e) when (e is ComposeFileException or IOException or StoreException)
         {
             Log.Warning($"cannot report the version of {app.Name}: {e.Message}");
         }
@@ -186,14 +133,19 @@ public sealed class FleetAgent
             var resp = req.Command switch
             {
                 "update_version" => await UpdateVersionAsync(app, req.NewVersion, ct),
-                "down" => await StepAsync(() => _runtime.StopAsync(app.Name, app.Directory, ct), $"Stopped services in {app.Directory}"),
-                "restart" => await StepAsync(() => _runtime.RestartAsync(app.Name, app.Directory, req.Service, req.Wait ?? true, ct),
-                    $"Restarted {req.Service ?? "all services"} in {app.Directory}"),
-                "update" => await StepAsync(async () =>
+                "down" => await StepAsync(app, async () =>
                 {
-                    await _runtime.PullAsync(app.Name, app.Directory, req.Service, ct);
-                    await _runtime.UpAsync(app.Name, app.Directory, req.Service, req.Wait ?? true, ct);
-                }, $"Updated {req.Service ?? "all services"} in {app.Directory}"),
+                    await AdoptAsync(app, ct);
+                    await _engine.StopAsync(app.Name, "down", ct);
+                }, $"Stopped services in {app.Directory}", ct),
+                "restart" when req.Service is not null => WholeAppOnly(req),
+                "restart" => await StepAsync(app, async () =>
+                {
+                    await AdoptAsync(app, ct);
+                    await _engine.RestartAsync(app.Name, "restart", req.Wait ?? true, ct);
+                }, $"Restarted all services in {app.Directory}", ct),
+                "update" when req.Service is not null => WholeAppOnly(req),
+                "update" => await UpdateAsync(app, ct),
                 _ => new DockerCommandResponse(false, $"unknown command '{req.Command}'; supported: update_version, down, restart, update"),
             };
             Log.Write(resp.Success ? LogLevel.Info : LogLevel.Warning, $"command {req.Command} {app.Name}: {resp.Message}");
@@ -202,14 +154,102 @@ public sealed class FleetAgent
         finally { gate.Release(); }
     }
 
-    private static async Task<DockerCommandResponse> StepAsync(Func<Task> step, string success)
+    private static DockerCommandResponse WholeAppOnly(DockerCommandRequest req) =>
+        new(false, $"{req.Command} of one service ('{req.Service}') is not supported: the install engine rolls out whole applications through the sub-module; send {req.Command} without a service");
+
+    private async Task<DockerCommandResponse> StepAsync(AgentApp app, Func<Task> step, string success, CancellationToken ct)
     {
-        try { await step(); return new DockerCommandResponse(true, success); }
-        catch (Exception e) when (e is RuntimeStepException or ComposeFileException or ChildProcessException) { return new DockerCommandResponse(false, e.Message); }
+        try
+        {
+            await step();
+            await PublishVersionAsync(app, ct);
+            return new DockerCommandResponse(true, success);
+        }
+        catch (Exception e) when (e is InstallException or StoreException or ComposeFileException or IOException) { return new DockerCommandResponse(false, e.Message); }
     }
 
-    /// <summary>Rewrites the tag (keeping the file's formatting), keeps a backup, pulls, rolls out health-gated; on
-    /// failure restores the previous file and rolls back. Publishes the resulting version either way.</summary>
+    /// <summary>An app the store does not know yet (deployed by hand before the agent ran): its directory's compose
+    /// file is installed and committed as the first version (origin: the directory), so that a failed update has a
+    /// last-known-good to roll back to.</summary>
+    private async Task AdoptAsync(AgentApp app, CancellationToken ct)
+    {
+        if (_engine.Store.Load(app.Name).Committed is not null) return;
+        var file = ComposeFile.Find(app.Directory);
+        var text = await File.ReadAllTextAsync(file, ct);
+        var version = ComposeFile.FindImage(text, app.Service, file).Tag;
+        Log.Info($"{app.Name}: not in the store {_cfg.Engine.PersistentStore} yet; adopting {file} ({version}) as its last-known-good");
+        await InstallAndCommitAsync(app, version, Path.GetFileName(file), text, ct);
+    }
+
+    private async Task InstallAndCommitAsync(AgentApp app, string version, string fileName, string text, CancellationToken ct)
+    {
+        try
+        {
+            await _engine.InstallAsync(new ComposeSource(app.Name, version, fileName, text, app.Directory, _puller), ct);
+            await _engine.CommitAsync(app.Name, version, "commit", ct);
+        }
+        catch (Exception e) when (e is InstallException or StoreException or IOException)
+        {
+            Log.Warning($"{app.Name}: the install of {version} failed ({e.Message}); rolling back to the last-known-good");
+            try
+            {
+                await _engine.RollbackAsync(app.Name, version, "rollback", CancellationToken.None);
+            }
+            catch (Exception e2) when (e2 is InstallException or StoreException or IOException)
+            {
+                throw new InstallException("rollback", $"application {app.Name}", $"the install of {version} failed ({e.Message}) and the rollback ALSO FAILED: {e2.Message}");
+            }
+            finally
+            {
+                await CleanupAsync(app);
+            }
+            throw;
+        }
+        await CleanupAsync(app);
+    }
+
+    private async Task CleanupAsync(AgentApp app)
+    {
+        try { await _engine.CleanupAsync(app.Name, CancellationToken.None); }
+        catch (Exception e) when (e is InstallException or StoreException or IOException) { Log.Warning($"{app.Name}: cleanup failed (old images stay): {e.Message}"); }
+    }
+
+    /// <summary>Writes the app's compose file from its committed composition, keeping the previous file as a backup, when they differ.</summary>
+    private void WriteBackFromStore(AgentApp app)
+    {
+        var state = _engine.Store.Load(app.Name);
+        if (state.Committed is not { } id) return;
+        var stored = ComposeFile.Find(_engine.Store.ManifestsOf(app.Name, id));
+        var target = Path.Combine(app.Directory, Path.GetFileName(stored));
+        var text = File.ReadAllText(stored);
+        if (File.Exists(target) && File.ReadAllText(target) == text) return;
+        if (File.Exists(target)) File.Copy(target, target + BackupSuffix, overwrite: true);
+        ComposeFile.WriteAtomic(target, text);
+    }
+
+    /// <summary>Seed 002's "update": re-pulls the app's images and recreates it from its current compose file, health-gated.</summary>
+    private async Task<DockerCommandResponse> UpdateAsync(AgentApp app, CancellationToken ct)
+    {
+        try
+        {
+            await AdoptAsync(app, ct);
+            var file = ComposeFile.Find(app.Directory);
+            var text = await File.ReadAllTextAsync(file, ct);
+            var version = ComposeFile.FindImage(text, app.Service, file).Tag;
+            await InstallAndCommitAsync(app, version, Path.GetFileName(file), text, ct);
+            await PublishVersionAsync(app, ct);
+            return new DockerCommandResponse(true, $"Updated all services in {app.Directory}");
+        }
+        catch (Exception e) when (e is InstallException or StoreException or ComposeFileException or IOException)
+        {
+            await PublishVersionAsync(app, CancellationToken.None);
+            return new DockerCommandResponse(false, e.Message);
+        }
+    }
+
+    /// <summary>Installs the compose file with the new tag (only the tag changes, formatting kept) through the engine,
+    /// commits it and cleans up; on failure the engine rolls back to the last-known-good and the file is untouched.
+    /// Publishes the resulting version either way.</summary>
     private async Task<DockerCommandResponse> UpdateVersionAsync(AgentApp app, string? newVersion, CancellationToken ct)
     {
         if (newVersion is null || !ComposeFile.IsValidTag(newVersion))
@@ -223,51 +263,38 @@ public sealed class FleetAgent
             img = ComposeFile.FindImage(before, app.Service, file);
         }
         catch (ComposeFileException e) { return new DockerCommandResponse(false, e.Message); }
-        if (img.Tag == newVersion)
+        if (img.Tag == newVersion && _engine.Store.Load(app.Name).Committed is not null)
         {
             await PublishVersionAsync(app, ct);
             return new DockerCommandResponse(true, $"Already at version {newVersion}");
         }
         var after = ComposeFile.WithTag(before, img, newVersion);
-        File.Copy(file, file + BackupSuffix, overwrite: true);
-        ComposeFile.WriteAtomic(file, after);
         try
         {
-            await _runtime.PullAsync(app.Name, app.Directory, img.Service, ct);
+            await AdoptAsync(app, ct);
         }
-        catch (Exception e) when (e is RuntimeStepException or ChildProcessException)
+        catch (Exception e) when (e is InstallException or StoreException or IOException)
         {
-            ComposeFile.WriteAtomic(file, before);
-            await PublishVersionAsync(app, ct);
-            return new DockerCommandResponse(false, $"pull of {ComposeImage.SplitImage(img.Image).Repository}:{newVersion} failed, nothing changed: {e.Message}");
+            return new DockerCommandResponse(false, $"update to {newVersion} refused: the running version {img.Tag} could not be taken into the store first: {e.Message}");
         }
         try
         {
-            await _runtime.RolloutAsync(app.Name, app.Directory, ct);
+            await InstallAndCommitAsync(app, newVersion, Path.GetFileName(file), after, ct);
         }
-        catch (Exception e) when (e is RuntimeStepException or ChildProcessException)
+        catch (InstallException e)
         {
-            Log.Warning($"{app.Name}: rollout of {newVersion} failed ({e.Message}); restoring {Path.GetFileName(file)} and rolling back to {img.Tag}");
-            var failedDir = Directory.CreateTempSubdirectory("fleet-failed-").FullName;
-            string rollback;
-            try
-            {
-                File.WriteAllText(Path.Combine(failedDir, Path.GetFileName(file)), after);
-                ComposeFile.WriteAtomic(file, before);
-                await _runtime.RollbackAsync(app.Name, app.Directory, failedDir, CancellationToken.None);
-                rollback = $"rolled back to {img.Tag}";
-            }
-            catch (Exception e2) when (e2 is RuntimeStepException or ChildProcessException or IOException)
-            {
-                rollback = $"rollback to {img.Tag} ALSO FAILED: {e2.Message}";
-            }
-            finally
-            {
-                try { Directory.Delete(failedDir, true); } catch (IOException) { }
-            }
             await PublishVersionAsync(app, CancellationToken.None);
-            return new DockerCommandResponse(false, $"update to {newVersion} failed: {e.Message}; {rollback}");
+            if (e.Step == "pull")
+                return new DockerCommandResponse(false, $"pull of {e.Subject} failed, nothing changed: {e.Message}");
+            var rollback = e.Step == "rollback" ? "" : $"; rolled back to {CurrentVersion(app)}";
+            return new DockerCommandResponse(false, $"update to {newVersion} failed: {e.Message}{rollback}");
         }
+        catch (Exception e) when (e is StoreException or IOException)
+        {
+            await PublishVersionAsync(app, CancellationToken.None);
+            return new DockerCommandResponse(false, $"update to {newVersion} failed: {e.Message}");
+        }
+        WriteBackFromStore(app);
         await PublishVersionAsync(app, ct);
         return new DockerCommandResponse(true, $"Successfully updated to version {newVersion}");
     }

@@ -31,7 +31,6 @@ public static class FleetProgram
         catch (UsageException e) { Log.Error(e.Message); return 2; }
         catch (ConfigException e) { Log.Error("configuration: " + e.Message); return 2; }
         catch (FormatException e) { Log.Error("configuration: " + e.Message); return 2; }
-        catch (RuntimeStepException e) { Log.Error(e.Message); return 2; }
         catch (FleetBusException e) { Log.Error(e.Message); return 3; }
         catch (OperationCanceledException) { return 0; }
         catch (Exception e) { Log.Error($"unexpected error: {e}"); return 1; }
