@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.Text.Json;
 using AppModule.Artifacts;
+using AppModule.Core.Images;
 using Docker.DotNet;
 
 namespace ArtifactGen;
@@ -189,10 +190,10 @@ public sealed class ImageFileSource : IImageSource
 
     public Task<ResolvedImage?> TryResolveAsync(string reference, CancellationToken ct)
     {
-        var want = Normalize(reference);
+        var want = ImageReference.ToFamiliar(reference); // docker.io/library/x:latest == x == x:latest == library/x
         foreach (var i in _images)
         {
-            if (i.Refs.Any(r => Normalize(r) == want) || i.Id == EngineSource.StripSha(reference))
+            if (i.Refs.Any(r => ImageReference.ToFamiliar(r) == want) || i.Id == EngineSource.StripSha(reference))
                 return Task.FromResult<ResolvedImage?>(new ResolvedImage(reference, i.Id, i.Os, i.Arch, i.Variant, i.Path));
         }
         return Task.FromResult<ResolvedImage?>(null);
@@ -216,19 +217,6 @@ public sealed class ImageFileSource : IImageSource
         await using var dst = new FileStream(path, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
         await new ProgressStream(src, progress).CopyToAsync(dst, 1 << 16, ct).ConfigureAwait(false);
         return i.Format;
-    }
-
-    /// <summary>docker.io/library/x:latest == x == x:latest == library/x.</summary>
-    public static string Normalize(string r)
-    {
-        if (r.Contains('@')) return r;
-        var s = r;
-        var slash = s.LastIndexOf('/');
-        if (s.LastIndexOf(':') <= slash) s += ":latest";
-        if (s.StartsWith("docker.io/", StringComparison.Ordinal)) s = s["docker.io/".Length..];
-        if (s.StartsWith("index.docker.io/", StringComparison.Ordinal)) s = s["index.docker.io/".Length..];
-        if (s.StartsWith("library/", StringComparison.Ordinal)) s = s["library/".Length..];
-        return s;
     }
 }
 

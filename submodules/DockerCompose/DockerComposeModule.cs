@@ -615,8 +615,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     // ------------------------------------------------------------------ helpers
 
     /// <summary>"web:1.0" and "docker.io/library/web:1.0" are the same reference to the engine.</summary>
-    private static bool SameReference(string a, string b) =>
-        string.Equals(ImageUrl.Normalize(a), ImageUrl.Normalize(b), StringComparison.Ordinal);
+    private static bool SameReference(string a, string b) => AppModule.Core.Images.ImageReference.SameImage(a, b);
 
     private static string Short(string id) => id.StartsWith("sha256:", StringComparison.Ordinal) && id.Length > 19 ? id[..19] : id;
 

@@ -1,3 +1,4 @@
+using AppModule.Core.Images;
 using SubModule.Hosting;
 
 namespace DockerCompose;
@@ -5,7 +6,8 @@ namespace DockerCompose;
 /// <summary>
 /// An image url as the sub-module API passes it: a reference (<c>repo[:tag]</c>), an image ID
 /// (<c>sha256:&lt;hex&gt;</c> or bare hex), optionally followed by <c>@sha256:&lt;hex&gt;</c> that the image
-/// must match (seed 004: "in which case we check if the sums match").
+/// must match (seed 004: "in which case we check if the sums match"). References are parsed and
+/// normalised by the core's <see cref="ImageReference"/>.
 /// </summary>
 public sealed record ImageUrl(string Reference, string? Digest, bool IsId)
 {
@@ -18,35 +20,28 @@ public sealed record ImageUrl(string Reference, string? Digest, bool IsId)
             throw new SubModuleFailure($"\"{url}\" is not an image url; expected e.g. docker.io/library/debian:12[@sha256:<image id>]");
         }
 
-        if (IsHexId(text))
+        if (ImageReference.IsImageId(text))
         {
-            return new ImageUrl("sha256:" + text.ToLowerInvariant(), null, true);
+            return new ImageUrl("sha256:" + (text.StartsWith("sha256:", StringComparison.Ordinal) ? text[7..] : text).ToLowerInvariant(), null, true);
         }
 
         if (text.StartsWith("sha256:", StringComparison.Ordinal))
         {
-            if (!IsHexId(text[7..]))
-            {
-                throw new SubModuleFailure($"\"{url}\" is not an image ID; expected sha256: and 64 hex digits");
-            }
-
-            return new ImageUrl(text.ToLowerInvariant(), null, true);
+            throw new SubModuleFailure($"\"{url}\" is not an image ID; expected sha256: and 64 hex digits");
         }
 
-        var at = text.IndexOf('@', StringComparison.Ordinal);
-        if (at < 0)
+        if (!ImageReference.TryParse(text, out var reference, out var error))
         {
-            return new ImageUrl(text, null, false);
+            throw new SubModuleFailure(error);
         }
 
-        var digest = text[(at + 1)..];
-        var colon = digest.IndexOf(':', StringComparison.Ordinal);
-        if (colon <= 0 || digest[..colon] != "sha256" || !IsHexId(digest[(colon + 1)..]))
+        if (reference.Digest is { } digest && !digest.StartsWith("sha256:", StringComparison.Ordinal))
         {
             throw new SubModuleFailure($"\"{url}\": the part after @ must be sha256:<64 hex digits>, found \"{digest}\"");
         }
 
-        return new ImageUrl(text[..at], digest.ToLowerInvariant(), false);
+        var at = text.IndexOf('@', StringComparison.Ordinal);
+        return new ImageUrl(at < 0 ? text : text[..at], reference.Digest, false);
     }
 
     /// <summary>True when the image's ID or one of its repo digests is the url's digest.</summary>
@@ -58,37 +53,16 @@ public sealed record ImageUrl(string Reference, string? Digest, bool IsId)
                || image.RepoDigests.Any(d => d.EndsWith("@" + Digest, StringComparison.OrdinalIgnoreCase));
     }
 
-    /// <summary>Splits the reference into repository and tag ("latest" when none).</summary>
+    /// <summary>The repository (as the engine names it) and tag ("latest" when none) to tag an image with.</summary>
     public (string Repository, string Tag) RepositoryAndTag()
     {
-        var slash = Reference.LastIndexOf('/');
-        var colon = Reference.LastIndexOf(':');
-        return colon > slash ? (Reference[..colon], Reference[(colon + 1)..]) : (Reference, "latest");
+        var reference = ImageReference.Parse(Reference);
+        return (reference.FamiliarName, reference.Tag ?? ImageReference.DefaultTag);
     }
 
-    /// <summary>The engine's canonical form: docker.io/library/ prefix dropped, ":latest" added.</summary>
-    public static string Normalize(string reference)
-    {
-        var r = reference;
-        if (r.StartsWith("docker.io/library/", StringComparison.Ordinal))
-        {
-            r = r["docker.io/library/".Length..];
-        }
-        else if (r.StartsWith("docker.io/", StringComparison.Ordinal))
-        {
-            r = r["docker.io/".Length..];
-        }
-
-        if (r.StartsWith("sha256:", StringComparison.Ordinal) || r.Contains('@', StringComparison.Ordinal))
-        {
-            return r;
-        }
-
-        var slash = r.LastIndexOf('/');
-        return r.LastIndexOf(':') > slash ? r : r + ":latest";
-    }
+    /// <summary>The engine's form of a reference (<see cref="ImageReference.Familiar"/>); an image ID is returned as is.</summary>
+    public static string Normalize(string reference) => ImageReference.ToFamiliar(reference);
 
     public override string ToString() => Digest is null ? Reference : $"{Reference}@{Digest}";
 
-    private static bool IsHexId(string s) => s.Length == 64 && s.All(char.IsAsciiHexDigit);
 }

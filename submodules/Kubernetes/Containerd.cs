@@ -1,3 +1,4 @@
+using AppModule.Core.Images;
 using AppModule.Runtime;
 using SubModule.Hosting;
 
@@ -15,32 +16,13 @@ public sealed class Containerd(K8sSettings settings)
     private IReadOnlyList<string> Base => ["--address", settings.ContainerdAddress, "--namespace", settings.ContainerdNamespace];
 
     /// <summary>
-    /// The name containerd stores an image under, as the kubelet resolves it: <c>web:1</c> →
-    /// <c>docker.io/library/web:1</c>, <c>org/web</c> → <c>docker.io/org/web:latest</c>.
+    /// The name containerd stores an image under, as the kubelet resolves it (<c>web:1</c> →
+    /// <c>docker.io/library/web:1</c>): the core's <see cref="ImageReference.FullyQualified"/>.
     /// </summary>
     public static string Normalize(string reference)
     {
         ArgumentNullException.ThrowIfNull(reference);
-        var r = reference.Trim();
-        var at = r.IndexOf('@', StringComparison.Ordinal);
-        var digest = at >= 0 ? r[at..] : string.Empty;
-        var name = at >= 0 ? r[..at] : r;
-        var slash = name.IndexOf('/', StringComparison.Ordinal);
-        var first = slash >= 0 ? name[..slash] : string.Empty;
-        var hasDomain = slash >= 0 && (first.Contains('.', StringComparison.Ordinal) || first.Contains(':', StringComparison.Ordinal) || first == "localhost");
-        if (!hasDomain)
-        {
-            name = slash >= 0 ? "docker.io/" + name : "docker.io/library/" + name;
-        }
-
-        var lastSlash = name.LastIndexOf('/');
-        var hasTag = name.IndexOf(':', lastSlash + 1) >= 0;
-        if (!hasTag && digest.Length == 0)
-        {
-            name += ":latest";
-        }
-
-        return name + digest;
+        return ImageReference.ToFullyQualified(reference.Trim());
     }
 
     public async Task ImportAsync(string file, string url, CancellationToken ct)

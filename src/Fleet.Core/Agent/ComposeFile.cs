@@ -7,17 +7,7 @@ namespace Fleet.Core.Agent;
 public sealed record ComposeImage(string Service, string Image, int Start, int End, ScalarStyle Style)
 {
     /// <summary>The tag of the image ("latest" when none is written).</summary>
-    public string Tag => SplitImage(Image).Tag ?? "latest";
-
-    public static (string Repository, string? Tag) SplitImage(string image)
-    {
-        var s = image;
-        int at = s.IndexOf('@');
-        if (at >= 0) s = s[..at];
-        int colon = s.LastIndexOf(':');
-        int slash = s.LastIndexOf('/');
-        return colon > slash ? (s[..colon], s[(colon + 1)..]) : (s, null);
-    }
+    public string Tag => ImageReference.SplitTag(Image).Tag ?? ImageReference.DefaultTag;
 }
 
 public sealed class ComposeFileException(string message) : Exception(message);
@@ -92,7 +82,7 @@ public static class ComposeFile
     /// <summary>Returns <paramref name="text"/> with the service's image tag replaced and nothing else changed.</summary>
     public static string WithTag(string text, ComposeImage image, string newTag)
     {
-        var (repo, _) = ComposeImage.SplitImage(image.Image);
+        var (repo, _) = ImageReference.SplitTag(image.Image);
         var value = repo + ":" + newTag;
         var written = image.Style switch
         {

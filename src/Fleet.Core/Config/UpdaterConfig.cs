@@ -110,7 +110,7 @@ public sealed record UpdaterConfig
                 ?? throw new ConfigException($"app '{name}': no RPC service configured; set [apps.{name}] rpc = \"docker_compose_service_<machine>\" or APP_TO_RPC");
             var imageText = images.GetValueOrDefault(name) ?? (ns is null ? name : ns + "/" + name);
             ImageReference image;
-            try { image = ImageReference.Parse(imageText); }
+            try { image = ImageReference.Parse(imageText.Trim()).WithoutTagOrDigest(); }
             catch (FormatException e) { throw new ConfigException($"image of app '{name}': {e.Message}"); }
             apps[name] = new AppEntry(name, dirs.GetValueOrDefault(name), rpc, image, target);
         }

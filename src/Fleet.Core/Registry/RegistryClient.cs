@@ -53,7 +53,7 @@ public sealed class RegistryClient
     private Uri Base(ImageReference image)
     {
         if (image.IsDockerHub) return new Uri(_o.DockerHubRegistryApi.GetLeftPart(UriPartial.Authority) + "/");
-        var host = image.ApiHost;
+        var host = image.IsDockerHub ? "registry-1.docker.io" : image.Registry;
         var hostOnly = host.Split(':')[0];
         bool plain = _o.PlainHttp.Contains(image.Registry) || hostOnly is "localhost" or "127.0.0.1" or "::1" || hostOnly.StartsWith("127.", StringComparison.Ordinal);
         return new Uri((plain ? "http://" : "https://") + host + "/");
