@@ -47,7 +47,10 @@ clean:
 	find . -name bin -o -name obj -type d -prune -exec rm -rf {} +
 
 # Fleet benchmark: 10,000 simulated apps reporting over a real redis-server, registry checks against a real
-# docker-registry; prints version reports handled per second and the p99 decision latency.
+# docker-registry; prints version reports handled per second and the p99 decision latency, for one updater and for
+# two sharing the consumer group.
 .PHONY: bench-fleet
 bench-fleet:
-	build/with-engine.sh bash -c 'build/test-images.sh && dotnet run -c Release --project bench/fleet -- --apps 10000'
+	build/with-engine.sh bash -c 'build/test-images.sh && dotnet build -c Release bench/fleet -nologo -v:q && \
+	  dotnet run -c Release --no-build --project bench/fleet -- --apps 10000 --updaters 1 && \
+	  dotnet run -c Release --no-build --project bench/fleet -- --apps 10000 --updaters 2'

@@ -84,6 +84,7 @@ public static class Program
         public Task<IAsyncDisposable> SubscribeAsync(string c, Func<byte[], CancellationToken, Task> h, CancellationToken ct) => throw No();
         public Task ListPushAsync(string k, byte[] v, CancellationToken ct) => throw No();
         public Task<byte[]?> ListPopAsync(string k, CancellationToken ct) => throw No();
+        public Task<byte[]?[]> ListPopManyAndDeleteAsync(IReadOnlyList<string> k, CancellationToken ct) => throw No();
         public Task<long> ListRemoveAsync(string k, byte[] v, CancellationToken ct) => throw No();
         public Task<long> ListLengthAsync(string k, CancellationToken ct) => throw No();
         public Task DeleteAsync(string k, CancellationToken ct) => throw No();

@@ -41,7 +41,7 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
             ["APP_TO_IMAGE"] = "{" + string.Join(',', targets.Keys.Select(a => $"\"{a}\":\"{fx.Registry.Web}\"")) + "}",
         };
         if (hmac is not null) env["FLEET_HMAC_KEY"] = hmac;
-        var cfg = UpdaterConfig.Load(null, env) with { Channel = channel, RpcTimeout = rpcTimeout ?? TimeSpan.FromSeconds(10) };
+        var cfg = UpdaterConfig.Load(null, env) with { Channel = channel, RpcTimeout = rpcTimeout ?? TimeSpan.FromSeconds(10), State = new() { Prefix = "fleet_" + prefix } };
         var updater = new FleetUpdater(cfg, bus, new RegistryClient(cfg.Registry));
         var calls = new ConcurrentQueue<(string, DockerCommandRequest)>();
         var decisions = new ConcurrentQueue<Decision>();
@@ -106,7 +106,8 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
             if (target is "2.0" or ">=1.5,<3")
             {
                 var req = Assert.Single(byApp[app]);
-                Assert.Equal(new DockerCommandRequest("update_version", $"/opt/{app}", "2.0"), req);
+                Assert.Equal(new DockerCommandRequest("update_version", $"/opt/{app}", "2.0"), req with { IdempotencyKey = null });
+                Assert.Equal($"{app}:2.0:1", req.IdempotencyKey);
             }
             else Assert.False(byApp.ContainsKey(app), $"{app} (target {target ?? "none"}) must not be updated");
         }
@@ -133,7 +134,10 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
         Assert.Equal(RpcOutcome.TimedOut, r.Outcome);
         Assert.True(r.Retracted);
         Assert.Equal(1, s.Updater.Metrics.Get("fleet_rpc_total", "outcome=\"timeout\""));
-        Assert.Equal("0", fx.Redis.Cli("DBSIZE")[..1]);
+        // nothing of the call is left: neither the request on the device's list nor the reply list
+        Assert.Equal("", fx.Redis.Cli("--scan", "--pattern", RpcNameOf(s, "lonely")));
+        Assert.Equal("", fx.Redis.Cli("--scan", "--pattern", "rpc-*"));
+        Assert.Equal("timeout", fx.Redis.Cli("HGET", s.Updater.State!.Options.CommandKey("lonely"), "status"));
     }
 
     [Fact]
@@ -165,5 +169,5 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
         await StopAsync(s);
     }
 
-    private static string RpcNameOf(Sim s) => s.Channel.Replace("version_channel_", "") + "_machine_signed";
+    private static string RpcNameOf(Sim s, string app = "signed") => s.Channel.Replace("version_channel_", "") + "_machine_" + app;
 }

@@ -8,7 +8,8 @@ namespace TestSupport;
 /// created directly with extra arguments (e.g. <c>--requirepass</c>, ACL <c>--user</c> lines).</summary>
 public sealed class RedisServer : IDisposable
 {
-    private readonly Process _process;
+    private Process _process;
+    private readonly string[] _args;
     public int Port { get; }
     public string Host => "127.0.0.1";
 
@@ -17,26 +18,36 @@ public sealed class RedisServer : IDisposable
     /// <summary>A server started with extra arguments, e.g. <c>--requirepass pw</c>.</summary>
     public static RedisServer Start(params string[] extraArgs) => new(extraArgs, 0);
 
+    /// <summary>A server that persists with an append-only file in <paramref name="dir"/> (fsync every write), so that
+    /// <see cref="Restart"/> brings back its data as a production server would.</summary>
+    public static RedisServer StartWithAof(string dir) => new(["--appendonly", "yes", "--appendfsync", "always", "--dir", dir], 0);
+
     private RedisServer(IEnumerable<string> extraArgs, int _)
     {
         Port = FreePort();
+        _args = extraArgs.ToArray();
+        _process = Launch();
+    }
+
+    private Process Launch()
+    {
         var psi = new ProcessStartInfo("redis-server")
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var a in new[] { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no" }.Concat(extraArgs))
+        foreach (var a in new[] { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no" }.Concat(_args))
             psi.ArgumentList.Add(a);
-        _process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start redis-server (is it installed? apt-get install redis-server)");
-        _process.OutputDataReceived += (_, _) => { };
-        _process.ErrorDataReceived += (_, _) => { };
-        _process.BeginOutputReadLine();
-        _process.BeginErrorReadLine();
+        var process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start redis-server (is it installed? apt-get install redis-server)");
+        process.OutputDataReceived += (_, _) => { };
+        process.ErrorDataReceived += (_, _) => { };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
         var deadline = DateTime.UtcNow.AddSeconds(20);
         while (true)
         {
-            if (_process.HasExited) throw new InvalidOperationException($"redis-server exited with {_process.ExitCode} at start (port {Port})");
+            if (process.HasExited) throw new InvalidOperationException($"redis-server exited with {process.ExitCode} at start (port {Port})");
             try
             {
                 using var c = new TcpClient();
@@ -45,6 +56,17 @@ public sealed class RedisServer : IDisposable
             }
             catch (SocketException) when (DateTime.UtcNow < deadline) { Thread.Sleep(50); }
         }
+        return process;
+    }
+
+    /// <summary>Stops the server with SIGTERM (it writes what it must and exits), then starts it again on the same
+    /// port with the same arguments.</summary>
+    public void Restart()
+    {
+        Cmd.Run("kill", "-TERM", _process.Id.ToString());
+        if (!_process.WaitForExit(30_000)) throw new TimeoutException($"redis-server on port {Port} did not stop within 30 s of SIGTERM");
+        _process.Dispose();
+        _process = Launch();
     }
 
     /// <summary>Runs redis-cli against this server and returns its stdout (for assertions on raw state).</summary>

@@ -12,6 +12,10 @@ public interface IFleetBus : IAsyncDisposable
 
     Task ListPushAsync(string key, byte[] value, CancellationToken ct);
     Task<byte[]?> ListPopAsync(string key, CancellationToken ct);
+
+    /// <summary>LPOP on each key in one round trip (a script); a key that yielded a value is deleted. Results are in
+    /// the order of <paramref name="keys"/>, null where the list was empty.</summary>
+    Task<byte[]?[]> ListPopManyAndDeleteAsync(IReadOnlyList<string> keys, CancellationToken ct);
     Task<long> ListRemoveAsync(string key, byte[] value, CancellationToken ct);
     Task<long> ListLengthAsync(string key, CancellationToken ct);
     Task DeleteAsync(string key, CancellationToken ct);

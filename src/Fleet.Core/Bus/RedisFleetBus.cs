@@ -11,6 +11,9 @@ public sealed class RedisFleetBus : IFleetBus
     private readonly IDatabase _db;
     private readonly ISubscriber _sub;
 
+    /// <summary>The database commlib's lists live in; the fleet state (streams, hashes, scripts) uses it too.</summary>
+    public IDatabase Database => _db;
+
     private RedisFleetBus(ConnectionMultiplexer mux, int db)
     {
         _mux = mux;
@@ -104,6 +107,26 @@ public sealed class RedisFleetBus : IFleetBus
     public Task ListPushAsync(string key, byte[] value, CancellationToken ct) => _db.ListRightPushAsync(key, value).WaitAsync(ct);
 
     public async Task<byte[]?> ListPopAsync(string key, CancellationToken ct) => (byte[]?)await _db.ListLeftPopAsync(key).WaitAsync(ct);
+
+    private const string PopManyScript = """
+        local r = {}
+        for i, k in ipairs(KEYS) do
+          local v = redis.call('LPOP', k)
+          if v then redis.call('DEL', k); r[i] = v else r[i] = false end
+        end
+        return r
+        """;
+
+    public async Task<byte[]?[]> ListPopManyAndDeleteAsync(IReadOnlyList<string> keys, CancellationToken ct)
+    {
+        if (keys.Count == 0) return [];
+        var k = new RedisKey[keys.Count];
+        for (int i = 0; i < k.Length; i++) k[i] = keys[i];
+        var r = (RedisResult[])(await _db.ScriptEvaluateAsync(PopManyScript, k).WaitAsync(ct))!;
+        var result = new byte[]?[keys.Count];
+        for (int i = 0; i < r.Length && i < result.Length; i++) result[i] = r[i].IsNull ? null : (byte[]?)r[i];
+        return result;
+    }
 
     public Task<long> ListRemoveAsync(string key, byte[] value, CancellationToken ct) => _db.ListRemoveAsync(key, value, 1).WaitAsync(ct);
 

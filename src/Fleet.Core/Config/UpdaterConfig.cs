@@ -5,6 +5,7 @@ using AppModule.Runtime;
 using Fleet.Core.Bus;
 using Fleet.Core.Registry;
 using Fleet.Core.Security;
+using Fleet.Core.State;
 using Fleet.Core.Versioning;
 using Fleet.Core.Wire;
 
@@ -29,6 +30,8 @@ public sealed record UpdaterConfig
     public TimeSpan CommandTtl { get; init; } = TimeSpan.FromSeconds(60);
     public string? MetricsListen { get; init; }
     public WireStyle WireStyle { get; init; } = WireStyle.Ujson;
+    /// <summary>Where the desired/observed state, command status and report stream live in Redis.</summary>
+    public FleetStateOptions State { get; init; } = new();
 
     /// <summary>
     /// Reads the TOML file (optional) then the environment:
@@ -37,7 +40,8 @@ public sealed record UpdaterConfig
     /// [registry] namespace (default image prefix: namespace/app), plain_http = ["host:port"],
     ///            cache_ttl_seconds, negative_ttl_seconds, max_attempts, docker_hub_api
     /// [registry.credentials."host:port"] username, password
-    /// [updater]  rpc_timeout_seconds, retry_after_seconds, hmac_key_file, command_ttl_seconds, metrics_listen, wire_style (ujson|plain)
+    /// [updater]  rpc_timeout_seconds, retry_after_seconds, hmac_key_file, command_ttl_seconds, metrics_listen, wire_style (ujson|plain),
+    ///            state_prefix, bridge_dedupe_ms, batch_size, claim_idle_seconds
     /// [apps.NAME] directory, target ("2.1.0", "~2.1", ">=1.5,&lt;2"), rpc, image
     /// </code>
     /// Environment (seed 000): REDIS_HOST, REDIS_PORT, REDIS_DB, DOCKER_HUB_USERNAME, DOCKER_HUB_TOKEN,
@@ -142,6 +146,13 @@ public sealed record UpdaterConfig
             CommandTtl = f.GetSeconds("updater.command_ttl_seconds", TimeSpan.FromSeconds(60)),
             MetricsListen = NullIfEmpty(f.GetString("updater.metrics_listen")),
             WireStyle = style,
+            State = new FleetStateOptions
+            {
+                Prefix = f.GetString("updater.state_prefix", "fleet"),
+                BridgeDedupe = TimeSpan.FromMilliseconds(f.GetInt("updater.bridge_dedupe_ms", 1000, 0, 60_000)),
+                BatchSize = f.GetInt("updater.batch_size", 1000, 1, 4000),
+                ClaimIdle = f.GetSeconds("updater.claim_idle_seconds", TimeSpan.FromSeconds(15)),
+            },
         };
     }
 

@@ -20,6 +20,12 @@ public sealed class Metrics
         _counters.AddOrUpdate((name, labels), 1, (_, v) => v + 1);
     }
 
+    public void Add(string name, string help, long n, string labels = "")
+    {
+        _help.TryAdd(name, help);
+        _counters.AddOrUpdate((name, labels), n, (_, v) => v + n);
+    }
+
     public long Get(string name, string labels = "") => _counters.TryGetValue((name, labels), out var v) ? v : 0;
 
     public void Observe(string name, string help, double seconds, string labels = "")

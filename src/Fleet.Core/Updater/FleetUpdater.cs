@@ -1,11 +1,14 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
+using System.Threading.Channels;
+using StackExchange.Redis;
 using AppModule.Runtime;
 using Fleet.Core.Bus;
 using Fleet.Core.Config;
 using Fleet.Core.Observability;
 using Fleet.Core.Registry;
 using Fleet.Core.Security;
+using Fleet.Core.State;
 using Fleet.Core.Versioning;
 using Fleet.Core.Wire;
 
@@ -20,10 +23,14 @@ public sealed record Decision(DecisionKind Kind, string App, string? Reported, s
     public TimeSpan Latency { get; init; }
 }
 
-/// <summary>Seed 000's updater: listens on the version channel, compares each report with the user's target
-/// (PEP 440), checks the target exists in the registry, and calls <c>update_version</c> on the app's device RPC.
-/// Thread-safe: per-app state is guarded, at most one update per app is in flight, and a target just attempted is
-/// not retried for <see cref="UpdaterConfig.RetryAfter"/>.</summary>
+/// <summary>Seed 000's updater, durable: version reports travel on a Redis stream read through one consumer group
+/// (several updaters share the work), the commlib <c>PUBLISH version_channel</c> path is bridged onto that stream, and
+/// each decision is recorded atomically in Redis with the report's acknowledgement (<see cref="FleetState"/>).
+/// Per report: compare with the target (PEP 440), check the target exists in the registry, and claim the command in
+/// Redis: at most one per app in flight, a target just attempted is not retried for
+/// <see cref="UpdaterConfig.RetryAfter"/>, and each command carries an idempotency key unique per
+/// (app, target, attempt) that the agent checks. An updater killed at any point loses nothing: unacknowledged reports
+/// are taken over by another consumer (XAUTOCLAIM), a command whose sender died is re-sent with the same key.</summary>
 public sealed class FleetUpdater
 {
     private readonly UpdaterConfig _cfg;
@@ -32,22 +39,21 @@ public sealed class FleetUpdater
     private readonly CommlibRpcClient _rpc;
     private readonly CommandSigner? _signer;
     private readonly TimeProvider _clock;
-    private readonly ConcurrentDictionary<string, AppState> _state = new();
+    private readonly FleetState? _store;
     private readonly ConcurrentDictionary<Task, byte> _inflight = new();
+    private readonly Channel<byte[]> _bridge = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
+    private volatile IReadOnlyDictionary<string, VersionTarget?> _runtimeTargets = new Dictionary<string, VersionTarget?>();
+    private long _targetsRev = -1;
 
     public Metrics Metrics { get; }
+    /// <summary>This updater's consumer name in the group (host, process, random).</summary>
+    public string Consumer { get; }
+    /// <summary>The Redis state (null for an updater without Redis, e.g. <c>--check</c>).</summary>
+    public FleetState? State => _store;
     /// <summary>Raised after each RPC outcome (tests, bench).</summary>
     public event Action<string, RpcResult>? RpcCompleted;
     /// <summary>Raised after each decision (tests, bench).</summary>
     public event Action<Decision>? Decided;
-
-    private sealed class AppState
-    {
-        public string? Reported;
-        public string? InFlightTarget;
-        public string? LastTarget;
-        public DateTimeOffset LastAttempt;
-    }
 
     public FleetUpdater(UpdaterConfig cfg, IFleetBus bus, RegistryClient registry, Metrics? metrics = null, TimeProvider? clock = null)
     {
@@ -58,59 +64,306 @@ public sealed class FleetUpdater
         Metrics = metrics ?? new Metrics();
         _rpc = new CommlibRpcClient(bus, cfg.WireStyle, _clock);
         _signer = cfg.HmacKey is null ? null : new CommandSigner(cfg.HmacKey, _clock);
+        _store = bus is RedisFleetBus r ? new FleetState(r.Database, cfg.State) : null;
+        Consumer = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
     }
+
+    /// <summary>A command whose sender has not recorded an outcome for this long is presumed orphaned (its updater
+    /// died) and is re-sent with the same idempotency key.</summary>
+    private TimeSpan StaleAfter => _cfg.RpcTimeout + TimeSpan.FromSeconds(5);
 
     /// <summary>Checks every configured target against the registry and logs the result (seed 000's
     /// validate_apps_to_update). Never throws for a missing target: the service keeps running.</summary>
     public async Task<IReadOnlyDictionary<string, string?>> ValidateTargetsAsync(CancellationToken ct)
     {
         var result = new Dictionary<string, string?>();
-        foreach (var app in _cfg.Apps.Values.Where(a => a.Target is not null).OrderBy(a => a.Name, StringComparer.Ordinal))
+        foreach (var app in _cfg.Apps.Values.Where(a => TargetOf(a) is not null).OrderBy(a => a.Name, StringComparer.Ordinal))
         {
+            var target = TargetOf(app)!;
             try
             {
-                var tag = await ResolveAsync(app, ct);
+                var tag = await ResolveAsync(app, target, ct);
                 result[app.Name] = tag;
-                if (tag is null) Log.Warning($"target check: {app.Name} -> {app.Target} does not exist in {app.Image}; reports for it will be refused until it is pushed");
-                else Log.Info($"target check: {app.Name} -> {app.Target} OK ({app.Image}:{tag})");
+                if (tag is null) Log.Warning($"target check: {app.Name} -> {target} does not exist in {app.Image}; reports for it will be refused until it is pushed");
+                else Log.Info($"target check: {app.Name} -> {target} OK ({app.Image}:{tag})");
             }
             catch (Exception e) when (e is RegistryException or System.Text.Json.JsonException or HttpRequestException or IOException)
             {
                 result[app.Name] = null;
-                Log.Warning($"target check: {app.Name} -> {app.Target}: registry error: {e.Message}");
+                Log.Warning($"target check: {app.Name} -> {target}: registry error: {e.Message}");
             }
         }
         return result;
     }
 
-    /// <summary>Subscribes to the version channel and handles reports until cancelled, then waits for RPCs in flight.</summary>
+    /// <summary>The app's target: the run-time one set in Redis if any (an empty one clears it), else the configured one.</summary>
+    private VersionTarget? TargetOf(AppEntry app) => _runtimeTargets.TryGetValue(app.Name, out var t) ? t : app.Target;
+
+    /// <summary>Reads the run-time targets from Redis when their revision changed.</summary>
+    public async Task RefreshTargetsAsync(CancellationToken ct)
+    {
+        if (_store is null) return;
+        if (await _store.GetTargetsRevAsync(ct) == Interlocked.Read(ref _targetsRev)) return;
+        var (rev, raw) = await _store.GetTargetsAsync(ct);
+        var parsed = new Dictionary<string, VersionTarget?>(StringComparer.Ordinal);
+        foreach (var (app, text) in raw)
+        {
+            if (text.Length == 0) { parsed[app] = null; continue; }
+            try { parsed[app] = VersionTarget.Parse(text); }
+            catch (FormatException e) { Log.Warning($"run-time target of {app} '{text}' ignored (the configured one applies): {e.Message}"); }
+        }
+        _runtimeTargets = parsed;
+        Interlocked.Exchange(ref _targetsRev, rev);
+        Log.Info($"targets revision {rev}: {raw.Count} run-time target(s)");
+    }
+
+    /// <summary>Bridges the version channel onto the report stream and consumes the stream in the group until
+    /// cancelled, then waits for RPCs in flight.</summary>
     public async Task RunAsync(CancellationToken ct)
     {
-        await using (await _bus.SubscribeAsync(_cfg.Channel, async (payload, token) => await HandleReportAsync(payload, token), ct))
+        if (_store is null) throw new InvalidOperationException("the updater needs Redis (RedisFleetBus) to run");
+        // Connections of their own: a blocked XREADGROUP holds its connection, and the decide scripts must not queue
+        // behind the RPC reply polls of a fleet-wide rollout on the commlib connection.
+        await using var reader = await RedisFleetBus.ConnectAsync(_cfg.Redis, ct);
+        await using var stateConn = await RedisFleetBus.ConnectAsync(_cfg.Redis, ct);
+        var store = new FleetState(stateConn.Database, _cfg.State);
+        await store.EnsureGroupAsync(ct);
+        await RefreshTargetsAsync(ct);
+        using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        var loops = new List<Task>
         {
-            Log.Info($"listening on {_cfg.Channel} ({_cfg.Apps.Count(a => a.Value.Target is not null)} app(s) with targets)");
+            Task.Run(() => BridgeLoopAsync(store, stop.Token), CancellationToken.None),
+            Task.Run(() => ConsumeLoopAsync(store, reader.Database, stop.Token), CancellationToken.None),
+            Task.Run(() => ClaimLoopAsync(store, stop.Token), CancellationToken.None),
+            Task.Run(() => TargetsLoopAsync(stop.Token), CancellationToken.None),
+        };
+        await using (await _bus.SubscribeAsync(_cfg.Channel, (payload, _) => { _bridge.Writer.TryWrite(payload); return Task.CompletedTask; }, ct))
+        {
+            Log.Info($"consumer {Consumer} of {store.Options.Stream} (group {store.Options.Group}), bridging {_cfg.Channel}; {_cfg.Apps.Values.Count(a => TargetOf(a) is not null)} app(s) with targets");
             try { await Task.Delay(Timeout.Infinite, ct); }
             catch (OperationCanceledException) { }
         }
+        await stop.CancelAsync();
+        await Task.WhenAll(loops);
         await DrainAsync();
     }
 
     /// <summary>Waits for every RPC in flight to finish (they end by reply or timeout).</summary>
     public Task DrainAsync() => Task.WhenAll(_inflight.Keys);
 
-    private async Task<string?> ResolveAsync(AppEntry app, CancellationToken ct)
+    private static async Task Pause(TimeSpan t, CancellationToken ct)
     {
-        var t = app.Target!;
+        try { await Task.Delay(t, ct); } catch (OperationCanceledException) { }
+    }
+
+    /// <summary>Round trips a loop keeps in flight at once (pipelining: the next chunk is prepared while Redis runs
+    /// the previous one's script; scripts sent on one connection run in order).</summary>
+    private const int Pipeline = 16;
+
+    /// <summary>Reports decided per script call: a batch read at once (up to <see cref="FleetStateOptions.BatchSize"/>)
+    /// is decided in chunks, so that a report waits for its chunk, not for the whole batch.</summary>
+    private const int Chunk = 64;
+
+    private async Task BridgeLoopAsync(FleetState store, CancellationToken ct)
+    {
+        using var slots = new SemaphoreSlim(Pipeline);
+        var running = new List<Task>();
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                if (!await _bridge.Reader.WaitToReadAsync(ct)) break;
+                await slots.WaitAsync(ct);
+            }
+            catch (OperationCanceledException) { break; }
+            var batch = new List<byte[]>(512);
+            while (batch.Count < 512 && _bridge.Reader.TryRead(out var p)) batch.Add(p);
+            running.RemoveAll(t => t.IsCompleted);
+            running.Add(AddAsync(batch));
+        }
+        await Task.WhenAll(running);
+
+        async Task AddAsync(List<byte[]> batch)
+        {
+            try { await store.AddReportsAsync(batch, dedupe: store.Options.BridgeDedupe > TimeSpan.Zero, ct); }
+            catch (OperationCanceledException) { }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                Log.Warning($"bridge: cannot add {batch.Count} report(s) to {store.Options.Stream}: {e.Message}; retrying in 0.5 s");
+                await Pause(TimeSpan.FromMilliseconds(500), ct);
+                foreach (var p in batch) _bridge.Writer.TryWrite(p);
+            }
+            finally { slots.Release(); }
+        }
+    }
+
+    private async Task ConsumeLoopAsync(FleetState store, IDatabase readerDb, CancellationToken ct)
+    {
+        var running = new Queue<Task>();
+        try
+        {
+            await ConsumeAsync();
+        }
+        finally
+        {
+            // batches whose script was sent: their outcome (or their staying pending) is known before we return
+            while (running.Count > 0)
+            {
+                try { await running.Dequeue(); }
+                catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException) { }
+            }
+        }
+
+        async Task ConsumeAsync()
+        {
+            while (!ct.IsCancellationRequested)
+            {
+                try
+                {
+                    var entries = await FleetState.ReadNewAsync(readerDb, store.Options, Consumer, TimeSpan.FromSeconds(1), ct);
+                    for (int i = 0; i < entries.Count; i += Chunk)
+                    {
+                        running.Enqueue(ProcessAsync(store, entries.GetRange(i, Math.Min(Chunk, entries.Count - i)), ct));
+                        while (running.Count >= Pipeline || (running.Count > 0 && running.Peek().IsCompleted)) await running.Dequeue();
+                    }
+                    if (entries.Count == 0) while (running.Count > 0) await running.Dequeue();
+                }
+                catch (OperationCanceledException) { return; }
+                catch (Exception e) when (e is RedisException or TimeoutException)
+                {
+                    if (e.Message.Contains("NOGROUP", StringComparison.Ordinal))
+                    {
+                        try { await store.EnsureGroupAsync(ct); } catch (Exception e2) when (e2 is RedisException or TimeoutException or OperationCanceledException) { }
+                    }
+                    Log.Warning($"consumer {Consumer}: reading {store.Options.Stream} failed: {e.Message}; retrying in 0.5 s (unacknowledged reports are kept)");
+                    await Pause(TimeSpan.FromMilliseconds(500), ct);
+                }
+            }
+        }
+    }
+
+    private async Task ClaimLoopAsync(FleetState store, CancellationToken ct)
+    {
+        var every = TimeSpan.FromTicks(Math.Max(TimeSpan.FromMilliseconds(100).Ticks, store.Options.ClaimIdle.Ticks / 2));
+        while (!ct.IsCancellationRequested)
+        {
+            await Pause(every, ct);
+            try
+            {
+                while (!ct.IsCancellationRequested)
+                {
+                    var claimed = await store.ClaimStaleAsync(Consumer, ct);
+                    if (claimed.Length == 0) break;
+                    Log.Info($"consumer {Consumer}: took over {claimed.Length} report(s) left unacknowledged by another consumer");
+                    Metrics.Inc("fleet_reports_claimed_total", "Reports taken over from a consumer that did not acknowledge them.");
+                    await ProcessAsync(store, claimed.Select(e => (e.Id, (byte[]?)e["p"])).ToList(), ct);
+                    if (claimed.Length < store.Options.BatchSize) break;
+                }
+            }
+            catch (OperationCanceledException) { return; }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                Log.Warning($"consumer {Consumer}: claiming stale reports failed: {e.Message}");
+            }
+        }
+    }
+
+    private async Task TargetsLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            await Pause(TimeSpan.FromSeconds(1), ct);
+            try { await RefreshTargetsAsync(ct); }
+            catch (OperationCanceledException) { return; }
+            catch (Exception e) when (e is RedisException or TimeoutException) { Log.Debug($"reading run-time targets failed: {e.Message}"); }
+        }
+    }
+
+    private async Task<string?> ResolveAsync(AppEntry app, VersionTarget t, CancellationToken ct)
+    {
         if (!t.IsRange) return await _registry.TagExistsAsync(app.Image, t.Text, ct) ? t.Text : null;
         return t.ResolveNewest(await _registry.ListTagsAsync(app.Image, ct));
     }
 
-    /// <summary>Decides on one report; an update RPC is started in the background.</summary>
-    public async Task<Decision> HandleReportAsync(byte[] payload, CancellationToken ct)
+    /// <summary>Decides on one report outside the stream (it is recorded in Redis like a streamed one).</summary>
+    public async Task<Decision> HandleReportAsync(byte[] payload, CancellationToken ct) =>
+        (await ProcessAsync(_store ?? throw new InvalidOperationException("the updater needs Redis (RedisFleetBus) to decide"), [(RedisValue.EmptyString, payload)], ct))[0];
+
+    /// <summary>Decides a batch of reports: parse and compare in memory, then record, claim and acknowledge all of
+    /// them in one Redis round trip; update RPCs start in the background.</summary>
+    private async Task<Decision[]> ProcessAsync(FleetState store, List<(RedisValue Id, byte[]? Payload)> entries, CancellationToken ct)
     {
         var sw = Stopwatch.StartNew();
-        Metrics.Inc("fleet_reports_total", "Version reports received.");
-        var d = await DecideAsync(payload, ct) with { Latency = sw.Elapsed };
+        Metrics.Add("fleet_reports_total", "Version reports received.", entries.Count);
+        var pre = new Decision?[entries.Count];
+        var records = new ReportRecord[entries.Count];
+        var apps = new AppEntry?[entries.Count];
+        for (int i = 0; i < entries.Count; i++)
+        {
+            var (id, payload) = entries[i];
+            VersionMessage msg;
+            if (payload is null)
+            {
+                pre[i] = Bad("stream entry without a payload field 'p'");
+                records[i] = new ReportRecord(id, null, null, null);
+                continue;
+            }
+            try { msg = WireCodec.DecodeVersion(payload); }
+            catch (WireFormatException e)
+            {
+                pre[i] = Bad(e.Message);
+                records[i] = new ReportRecord(id, null, null, null);
+                continue;
+            }
+            if (Log.Level >= LogLevel.Info)
+            {
+                var deps = msg.Dependencies.Count == 0 ? "" : $" (dependencies logged, not managed: {string.Join(", ", msg.Dependencies.Select(kv => kv.Key + "=" + kv.Value))})";
+                Log.Info($"report {msg.Appname} {msg.VersionNumber}{deps}");
+            }
+            var (d, app, tag) = await PreDecideAsync(msg, ct);
+            pre[i] = d;
+            apps[i] = app;
+            records[i] = new ReportRecord(id, msg.Appname, msg.VersionNumber, d is null ? tag : null);
+        }
+
+        var claims = await store.DecideAsync(records, _clock.GetUtcNow(), _cfg.RetryAfter, StaleAfter, Consumer, ct);
+        var latency = sw.Elapsed;
+        var result = new Decision[entries.Count];
+        for (int i = 0; i < entries.Count; i++)
+        {
+            var d = pre[i];
+            if (d is null)
+            {
+                var (app, r, tag, c) = (apps[i]!, records[i].Version!, records[i].WantTag!, claims[i]);
+                d = c.Verdict switch
+                {
+                    ClaimVerdict.InFlight => new Decision(DecisionKind.InFlight, app.Name, r, tag, $"an update to {c.Detail} is in flight"),
+                    ClaimVerdict.RecentlyAttempted => new Decision(DecisionKind.RecentlyAttempted, app.Name, r, tag,
+                        $"{tag} was attempted {c.AgeMs / 1000} s ago ({c.Detail}); next try after {_cfg.RetryAfter.TotalSeconds:0} s"),
+                    ClaimVerdict.Resend => new Decision(DecisionKind.Update, app.Name, r, tag,
+                        $"re-send {r} -> {tag} via {app.Rpc} with key {c.Detail}: its sender recorded no outcome for {c.AgeMs / 1000} s"),
+                    _ => new Decision(DecisionKind.Update, app.Name, r, tag, $"update {r} -> {tag} via {app.Rpc} (key {c.Detail})"),
+                };
+                if (c.Verdict is ClaimVerdict.Send or ClaimVerdict.Resend)
+                {
+                    var task = CallAsync(store, app, tag, c.Detail, ct);
+                    _inflight[task] = 0;
+                    _ = task.ContinueWith(t => _inflight.TryRemove(t, out _), TaskScheduler.Default);
+                }
+            }
+            result[i] = Finish(d with { Latency = latency });
+        }
+        return result;
+    }
+
+    private Decision Bad(string reason)
+    {
+        Metrics.Inc("fleet_bad_input_total", "Malformed reports and stream entries, acknowledged and dropped.");
+        return new Decision(DecisionKind.Invalid, "?", null, null, reason);
+    }
+
+    private Decision Finish(Decision d)
+    {
         Metrics.Observe("fleet_decision_seconds", "Time from receiving a report to the decision.", d.Latency.TotalSeconds);
         Metrics.Inc("fleet_decisions_total", "Decisions by kind.", $"decision=\"{d.Kind.ToString().ToLowerInvariant()}\"");
         var level = d.Kind switch
@@ -124,93 +377,78 @@ public sealed class FleetUpdater
         return d;
     }
 
-    private async Task<Decision> DecideAsync(byte[] payload, CancellationToken ct)
+    /// <summary>Everything that needs no shared state: a decision, or null and the tag to claim an update to.</summary>
+    private async Task<(Decision? Decision, AppEntry? App, string? Tag)> PreDecideAsync(VersionMessage msg, CancellationToken ct)
     {
-        VersionMessage msg;
-        try { msg = WireCodec.DecodeVersion(payload); }
-        catch (WireFormatException e) { return new Decision(DecisionKind.Invalid, "?", null, null, e.Message); }
+        if (!_cfg.Apps.TryGetValue(msg.Appname, out var app) || TargetOf(app) is not { } target)
+            return (new Decision(DecisionKind.NotListed, msg.Appname, msg.VersionNumber, null, "not listed in APPS_TO_UPDATE; ignored"), app, null);
 
-        if (Log.Level >= LogLevel.Info)
-        {
-            var deps = msg.Dependencies.Count == 0 ? "" : $" (dependencies logged, not managed: {string.Join(", ", msg.Dependencies.Select(kv => kv.Key + "=" + kv.Value))})";
-            Log.Info($"report {msg.Appname} {msg.VersionNumber}{deps}");
-        }
-        var state = _state.GetOrAdd(msg.Appname, _ => new AppState());
-        lock (state) state.Reported = msg.VersionNumber;
-
-        if (!_cfg.Apps.TryGetValue(msg.Appname, out var app) || app.Target is null)
-            return new Decision(DecisionKind.NotListed, msg.Appname, msg.VersionNumber, null, "not listed in APPS_TO_UPDATE; ignored");
-
-        if (!app.Target.IsRange && SameVersion(msg.VersionNumber, app.Target.Text))
-            return new Decision(DecisionKind.UpToDate, app.Name, msg.VersionNumber, app.Target.Text, $"runs the target {app.Target}");
+        if (!target.IsRange && SameVersion(msg.VersionNumber, target.Text))
+            return (new Decision(DecisionKind.UpToDate, app.Name, msg.VersionNumber, target.Text, $"runs the target {target}"), app, null);
 
         string? tag;
-        try { tag = await ResolveAsync(app, ct); }
+        try { tag = await ResolveAsync(app, target, ct); }
         catch (Exception e) when (e is RegistryException or System.Text.Json.JsonException or HttpRequestException or IOException)
         {
-            return new Decision(DecisionKind.RegistryError, app.Name, msg.VersionNumber, null, $"cannot check {app.Image} for {app.Target}: {e.Message}");
+            return (new Decision(DecisionKind.RegistryError, app.Name, msg.VersionNumber, null, $"cannot check {app.Image} for {target}: {e.Message}"), app, null);
         }
         if (tag is null)
-            return new Decision(DecisionKind.TargetMissing, app.Name, msg.VersionNumber, null,
-                $"refused: target {app.Target} does not exist in registry {app.Image.Registry} ({app.Image.Repository}); push it or fix the target");
+            return (new Decision(DecisionKind.TargetMissing, app.Name, msg.VersionNumber, null,
+                $"refused: target {target} does not exist in registry {app.Image.Registry} ({app.Image.Repository}); push it or fix the target"), app, null);
         if (SameVersion(msg.VersionNumber, tag))
-            return new Decision(DecisionKind.UpToDate, app.Name, msg.VersionNumber, tag, $"runs {tag}, the newest match of {app.Target}");
+            return (new Decision(DecisionKind.UpToDate, app.Name, msg.VersionNumber, tag, $"runs {tag}, the newest match of {target}"), app, null);
         if (app.Directory is null)
-            return new Decision(DecisionKind.NoDirectory, app.Name, msg.VersionNumber, tag, "refused: no directory configured (APP_TO_DIRECTORY or [apps.NAME] directory)");
-
-        var now = _clock.GetUtcNow();
-        lock (state)
-        {
-            if (state.InFlightTarget is not null)
-                return new Decision(DecisionKind.InFlight, app.Name, msg.VersionNumber, tag, $"an update to {state.InFlightTarget} is in flight");
-            if (state.LastTarget == tag && now - state.LastAttempt < _cfg.RetryAfter)
-                return new Decision(DecisionKind.RecentlyAttempted, app.Name, msg.VersionNumber, tag,
-                    $"{tag} was attempted {(now - state.LastAttempt).TotalSeconds:0} s ago; next try after {_cfg.RetryAfter.TotalSeconds:0} s");
-            state.InFlightTarget = tag;
-            state.LastTarget = tag;
-            state.LastAttempt = now;
-        }
-        var task = CallAsync(app, tag, state, ct);
-        _inflight[task] = 0;
-        _ = task.ContinueWith(t => _inflight.TryRemove(t, out _), TaskScheduler.Default);
-        return new Decision(DecisionKind.Update, app.Name, msg.VersionNumber, tag, $"update {msg.VersionNumber} -> {tag} via {app.Rpc}");
+            return (new Decision(DecisionKind.NoDirectory, app.Name, msg.VersionNumber, tag, "refused: no directory configured (APP_TO_DIRECTORY or [apps.NAME] directory)"), app, null);
+        return (null, app, tag);
     }
 
     private static bool SameVersion(string a, string b) =>
         Pep440Version.TryParse(a, out var va) && Pep440Version.TryParse(b, out var vb) ? va == vb : a == b;
 
-    private async Task CallAsync(AppEntry app, string tag, AppState state, CancellationToken ct)
+    private async Task CallAsync(FleetState store, AppEntry app, string tag, string key, CancellationToken ct)
     {
         await Task.Yield();
-        try
+        var req = new DockerCommandRequest("update_version", app.Directory!, tag) { IdempotencyKey = key };
+        if (_signer is not null) req = _signer.Sign(app.Rpc, req, _cfg.CommandTtl);
+        RpcResult result;
+        try { result = await _rpc.CallAsync(app.Rpc, req, _cfg.RpcTimeout, ct); }
+        catch (OperationCanceledException)
         {
-            var req = new DockerCommandRequest("update_version", app.Directory!, tag);
-            if (_signer is not null) req = _signer.Sign(app.Rpc, req, _cfg.CommandTtl);
-            RpcResult result;
-            try { result = await _rpc.CallAsync(app.Rpc, req, _cfg.RpcTimeout, ct); }
-            catch (OperationCanceledException) { Log.Warning($"rpc {app.Name}: cancelled by shutdown; request retracted"); return; }
-            catch (Exception e)
-            {
-                Metrics.Inc("fleet_rpc_total", "Update RPC outcomes.", "outcome=\"error\"");
-                Log.Error($"rpc {app.Name}: {app.Rpc} failed: {e.Message}");
-                return;
-            }
-            if (result.Outcome == RpcOutcome.TimedOut)
-            {
-                Metrics.Inc("fleet_rpc_total", "Update RPC outcomes.", "outcome=\"timeout\"");
-                Log.Warning($"rpc {app.Name}: {app.Rpc} unreachable: no reply in {_cfg.RpcTimeout.TotalSeconds:0.#} s; request {(result.Retracted ? "retracted" : "already taken by the device")}");
-            }
-            else
-            {
-                var ok = result.Response!.Success;
-                Metrics.Inc("fleet_rpc_total", "Update RPC outcomes.", ok ? "outcome=\"success\"" : "outcome=\"failure\"");
-                Log.Write(ok ? LogLevel.Info : LogLevel.Warning, $"rpc {app.Name}: {(ok ? "success" : "failure")}: {result.Response.Message}");
-            }
-            RpcCompleted?.Invoke(app.Name, result);
+            // left "sent": another updater re-sends it with the same key once it is stale
+            Log.Warning($"rpc {app.Name}: cancelled by shutdown; request retracted");
+            return;
         }
-        finally
+        catch (Exception e)
         {
-            lock (state) state.InFlightTarget = null;
+            Metrics.Inc("fleet_rpc_total", "Update RPC outcomes.", "outcome=\"error\"");
+            Log.Error($"rpc {app.Name}: {app.Rpc} failed: {e.Message}");
+            await RecordAsync(store, app, key, "error", e.Message);
+            return;
+        }
+        if (result.Outcome == RpcOutcome.TimedOut)
+        {
+            Metrics.Inc("fleet_rpc_total", "Update RPC outcomes.", "outcome=\"timeout\"");
+            Log.Warning($"rpc {app.Name}: {app.Rpc} unreachable: no reply in {_cfg.RpcTimeout.TotalSeconds:0.#} s; request {(result.Retracted ? "retracted" : "already taken by the device")}");
+            await RecordAsync(store, app, key, "timeout", result.Retracted ? "no reply; request retracted" : "no reply; the device took the request");
+        }
+        else
+        {
+            var ok = result.Response!.Success;
+            Metrics.Inc("fleet_rpc_total", "Update RPC outcomes.", ok ? "outcome=\"success\"" : "outcome=\"failure\"");
+            Log.Write(ok ? LogLevel.Info : LogLevel.Warning, $"rpc {app.Name}: {(ok ? "success" : "failure")}: {result.Response.Message}");
+            await RecordAsync(store, app, key, ok ? "success" : "failure", result.Response.Message);
+        }
+        RpcCompleted?.Invoke(app.Name, result);
+    }
+
+    private async Task RecordAsync(FleetState store, AppEntry app, string key, string status, string message)
+    {
+        // the outcome is recorded even during shutdown; if Redis is gone the command turns stale and is re-sent with its key
+        using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try { await store.CompleteAsync(app.Name, key, status, message, _clock.GetUtcNow(), cts.Token); }
+        catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException)
+        {
+            Log.Warning($"rpc {app.Name}: cannot record outcome {status} of {key}: {e.Message}; it will be re-sent with the same key");
         }
     }
 }

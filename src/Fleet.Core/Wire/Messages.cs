@@ -26,6 +26,11 @@ public sealed record DockerCommandRequest(
     [JsonPropertyName("wait"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public bool? Wait { get; init; }
 
+    /// <summary>Unique per (app, target, attempt): an agent that sees it twice answers from its cache instead of
+    /// running the command again (a re-send after an updater died).</summary>
+    [JsonPropertyName("idempotency_key"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? IdempotencyKey { get; init; }
+
     /// <summary>Signature expiry, Unix seconds.</summary>
     [JsonPropertyName("expires"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long? Expires { get; init; }

@@ -1,0 +1,290 @@
+using System.Collections;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Text;
+using Fleet.Core.Bus;
+using Fleet.Core.Config;
+using Fleet.Core.Registry;
+using Fleet.Core.State;
+using Fleet.Core.Updater;
+using Fleet.Core.Wire;
+using TestSupport;
+
+namespace Fleet.Tests;
+
+/// <summary>A redis-server that persists every write (AOF) and can be restarted, and a registry with web:1.0/2.0.</summary>
+public sealed class DurableFixture : IDisposable
+{
+    private readonly TempDir _dir = new("fleet-aof");
+    public RedisServer Redis { get; }
+    public PushedRegistry Registry { get; } = new();
+    public DurableFixture() => Redis = RedisServer.StartWithAof(_dir.Path);
+    public void Dispose() { Redis.Dispose(); Registry.Dispose(); _dir.Dispose(); }
+}
+
+/// <summary>Durable delivery and shared state: reports on a Redis stream read by a consumer group, decisions
+/// recorded atomically in Redis, commands idempotent per (app, target, attempt). Simulated devices serve commlib RPC
+/// as fleet-agents do, answer a command key they already ran from their cache (counting what they run), and report
+/// their version on the stream, also periodically.</summary>
+public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<DurableFixture>
+{
+    private sealed class Fleet(string id, DurableFixture fx) : IAsyncDisposable
+    {
+        public string Id { get; } = id;
+        public string Prefix => "fleet_" + Id;
+        public string Channel => "vc_" + Id;
+        public string Rpc(string app) => $"{Id}_m_{app}";
+        public ConcurrentDictionary<string, int> Executed { get; } = new();
+        public ConcurrentDictionary<string, int> Received { get; } = new();
+        public ConcurrentDictionary<string, string> Version { get; } = new();
+        private readonly ConcurrentDictionary<string, DockerCommandResponse> _seenKeys = new();
+        private readonly CancellationTokenSource _cts = new(TimeSpan.FromMinutes(4));
+        private readonly List<Task> _tasks = [];
+        private RedisFleetBus? _bus;
+        public FleetState State { get; private set; } = null!;
+        public CancellationToken Token => _cts.Token;
+
+        public Hashtable Env(IEnumerable<string> apps, string target) => new()
+        {
+            ["REDIS_HOST"] = fx.Redis.Host,
+            ["REDIS_PORT"] = fx.Redis.Port.ToString(),
+            ["APP_TO_DIRECTORY"] = "{" + string.Join(',', apps.Select(a => $"\"{a}\":\"/opt/{a}\"")) + "}",
+            ["APPS_TO_UPDATE"] = "{" + string.Join(',', apps.Select(a => $"\"{a}\":\"{target}\"")) + "}",
+            ["APP_TO_RPC"] = "{" + string.Join(',', apps.Select(a => $"\"{a}\":\"{Rpc(a)}\"")) + "}",
+            ["APP_TO_IMAGE"] = "{" + string.Join(',', apps.Select(a => $"\"{a}\":\"{fx.Registry.Web}\"")) + "}",
+        };
+
+        /// <summary>Starts one simulated device per app, each running <paramref name="initial"/> and reporting it now and
+        /// every <paramref name="reportEvery"/>.</summary>
+        public async Task StartDevicesAsync(IEnumerable<string> apps, string initial, TimeSpan work, TimeSpan reportEvery)
+        {
+            _bus = await RedisFleetBus.ConnectAsync(new RedisOptions { Host = fx.Redis.Host, Port = fx.Redis.Port }, Token);
+            State = new FleetState(_bus.Database, new FleetStateOptions { Prefix = Prefix });
+            foreach (var app in apps)
+            {
+                Version[app] = initial;
+                var server = new CommlibRpcServer(_bus, Rpc(app), async (req, ct) =>
+                {
+                    Received.AddOrUpdate(app, 1, (_, n) => n + 1);
+                    if (req.IdempotencyKey is { } k && _seenKeys.TryGetValue(k, out var cached)) return cached;
+                    Executed.AddOrUpdate(app, 1, (_, n) => n + 1);
+                    await Task.Delay(work, ct);
+                    Version[app] = req.NewVersion!;
+                    await ReportAsync(app, ct);
+                    var resp = new DockerCommandResponse(true, $"Successfully updated to version {req.NewVersion}");
+                    if (req.IdempotencyKey is { } key) _seenKeys[key] = resp;
+                    return resp;
+                }, _ => { });
+                _tasks.Add(server.RunAsync(Token));
+                _tasks.Add(Task.Run(async () =>
+                {
+                    while (!Token.IsCancellationRequested)
+                    {
+                        try { await ReportAsync(app, Token); }
+                        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException) { } // Redis restarting: the next report goes through
+                        try { await Task.Delay(reportEvery, Token); } catch (OperationCanceledException) { return; }
+                    }
+                }));
+            }
+        }
+
+        private Task ReportAsync(string app, CancellationToken ct) =>
+            State.AddReportAsync(WireCodec.EncodeVersion(new VersionMessage(app, Version[app], [])), ct);
+
+        public async ValueTask DisposeAsync()
+        {
+            await _cts.CancelAsync();
+            try { await Task.WhenAll(_tasks); } catch (OperationCanceledException) { }
+            if (_bus is not null) await _bus.DisposeAsync();
+            _cts.Dispose();
+        }
+    }
+
+    private Fleet NewFleet() => new(Guid.NewGuid().ToString("N")[..8], fx);
+
+    private static async Task WaitUntil(Func<bool> cond, string what, int seconds = 60)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!cond() && sw.Elapsed < TimeSpan.FromSeconds(seconds)) await Task.Delay(50);
+        Assert.True(cond(), "timed out waiting until " + what);
+    }
+
+    private async Task<(FleetUpdater Updater, RedisFleetBus Bus, Task Run, CancellationTokenSource Cts)> StartUpdater(Fleet f, IEnumerable<string> apps, string target, TimeSpan? rpcTimeout = null)
+    {
+        var cfg = UpdaterConfig.Load(null, f.Env(apps, target)) with
+        {
+            Channel = f.Channel,
+            RpcTimeout = rpcTimeout ?? TimeSpan.FromSeconds(10),
+            State = new FleetStateOptions { Prefix = f.Prefix, ClaimIdle = TimeSpan.FromSeconds(1) },
+        };
+        var bus = await RedisFleetBus.ConnectAsync(cfg.Redis, f.Token);
+        var u = new FleetUpdater(cfg, bus, new RegistryClient(cfg.Registry));
+        var cts = CancellationTokenSource.CreateLinkedTokenSource(f.Token);
+        return (u, bus, u.RunAsync(cts.Token), cts);
+    }
+
+    private static async Task StopAsync((FleetUpdater Updater, RedisFleetBus Bus, Task Run, CancellationTokenSource Cts) u)
+    {
+        await u.Cts.CancelAsync();
+        await u.Run;
+        await u.Bus.DisposeAsync();
+    }
+
+    private string Observed(Fleet f, string app) => fx.Redis.Cli("HGET", f.Prefix + ":observed", app).Split('\t')[0];
+
+    [Fact]
+    public async Task A_report_added_while_no_updater_runs_is_acted_on_once_an_updater_starts()
+    {
+        await using var f = NewFleet();
+        await f.StartDevicesAsync(["early"], "1.0", TimeSpan.Zero, TimeSpan.FromMinutes(10));
+        await WaitUntil(() => fx.Redis.Cli("XLEN", f.Prefix + ":reports") == "1", "the report is on the stream");
+        Assert.Equal("", fx.Redis.Cli("HGET", f.Prefix + ":observed", "early")); // nobody has read it yet
+
+        var u = await StartUpdater(f, ["early"], "2.0");
+        await WaitUntil(() => Observed(f, "early") == "2.0", "the device runs and reports 2.0");
+        await WaitUntil(() => fx.Redis.Cli("HGET", f.Prefix + ":cmd:early", "status") == "success", "the reply is recorded");
+        await StopAsync(u);
+
+        Assert.Equal(1, f.Executed["early"]);
+        Assert.Equal("success", fx.Redis.Cli("HGET", f.Prefix + ":cmd:early", "status"));
+        Assert.Equal("early:2.0:1", fx.Redis.Cli("HGET", f.Prefix + ":cmd:early", "key"));
+        Assert.Equal("0", fx.Redis.Cli("XPENDING", f.Prefix + ":reports", "updaters").Split('\n')[0]);
+    }
+
+    [Fact]
+    public async Task Malformed_reports_are_acknowledged_and_counted_and_the_consumer_keeps_serving()
+    {
+        await using var f = NewFleet();
+        await f.StartDevicesAsync([], "1.0", TimeSpan.Zero, TimeSpan.FromMinutes(10));
+        var stream = f.Prefix + ":reports";
+        fx.Redis.Cli("XADD", stream, "*", "p", "not json at all");
+        fx.Redis.Cli("XADD", stream, "*", "p", """{"appname":"x","version_number":1.0,"dependencies":{}}""");
+        fx.Redis.Cli("XADD", stream, "*", "something", "else");
+        var u = await StartUpdater(f, ["good"], "2.0");
+        var decided = new ConcurrentQueue<Decision>();
+        u.Updater.Decided += decided.Enqueue;
+        await f.State.AddReportAsync(WireCodec.EncodeVersion(new VersionMessage("good", "2.0", [])), f.Token);
+        await WaitUntil(() => decided.Any(d => d.App == "good"), "the good report is decided");
+        await StopAsync(u);
+
+        Assert.Equal(3, u.Updater.Metrics.Get("fleet_bad_input_total"));
+        Assert.Equal(DecisionKind.UpToDate, decided.Single(d => d.App == "good").Kind);
+        Assert.Contains(decided, d => d.Kind == DecisionKind.Invalid && d.Reason.Contains("without a payload field 'p'"));
+        Assert.Equal("0", fx.Redis.Cli("XPENDING", stream, "updaters").Split('\n')[0]);
+    }
+
+    [Fact]
+    public async Task Two_updaters_bridge_one_published_report_onto_the_stream_once_and_decide_it_once()
+    {
+        await using var f = NewFleet();
+        await f.StartDevicesAsync([], "1.0", TimeSpan.Zero, TimeSpan.FromMinutes(10));
+        var a = await StartUpdater(f, ["pub"], "1.0");
+        var b = await StartUpdater(f, ["pub"], "1.0");
+        var decided = new ConcurrentQueue<Decision>();
+        a.Updater.Decided += decided.Enqueue;
+        b.Updater.Decided += decided.Enqueue;
+        await WaitUntil(() => fx.Redis.Cli("PUBSUB", "NUMSUB", f.Channel).Split('\n').Last() == "2", "both updaters listen");
+        // a commlib app publishes as it always did
+        fx.Redis.Cli("PUBLISH", f.Channel, """{"appname": "pub", "version_number": "1.0", "dependencies": {}}""");
+        await WaitUntil(() => !decided.IsEmpty, "the report is decided");
+        await StopAsync(a);
+        await StopAsync(b);
+
+        Assert.Equal("1", fx.Redis.Cli("XLEN", f.Prefix + ":reports"));
+        var d = Assert.Single(decided);
+        Assert.Equal(DecisionKind.UpToDate, d.Kind);
+    }
+
+    [Fact]
+    public async Task A_target_set_at_run_time_applies_without_a_restart()
+    {
+        await using var f = NewFleet();
+        await f.StartDevicesAsync(["rt"], "1.0", TimeSpan.Zero, TimeSpan.FromMilliseconds(300));
+        var u = await StartUpdater(f, ["rt"], "1.0");
+        await WaitUntil(() => Observed(f, "rt") == "1.0", "the device's report is recorded");
+        Assert.False(f.Executed.ContainsKey("rt"));
+
+        await f.State.SetTargetAsync("rt", "~2.0", f.Token);
+        await WaitUntil(() => Observed(f, "rt") == "2.0", "the device runs the run-time target");
+        await StopAsync(u);
+        Assert.Equal(1, f.Executed["rt"]);
+        Assert.Equal("rt:2.0:1", fx.Redis.Cli("HGET", f.Prefix + ":cmd:rt", "key"));
+    }
+
+    [Fact]
+    public async Task Redis_restarted_mid_wave_the_rollout_resumes_and_completes_with_one_run_per_device()
+    {
+        await using var f = NewFleet();
+        var apps = Enumerable.Range(1, 30).Select(i => $"r{i:D2}").ToArray();
+        var u = await StartUpdater(f, apps, "2.0");
+        await f.StartDevicesAsync(apps, "1.0", TimeSpan.FromMilliseconds(400), TimeSpan.FromSeconds(1));
+        await WaitUntil(() => f.Executed.Count >= 5, "the wave is under way");
+
+        fx.Redis.Restart();
+
+        await WaitUntil(() => apps.All(a => Observed(f, a) == "2.0"), "every device reports 2.0 (recorded in Redis)", 120);
+        await WaitUntil(() => apps.All(a => fx.Redis.Cli("HGET", f.Prefix + ":cmd:" + a, "status") == "success"), "every reply is recorded");
+        await StopAsync(u);
+        Assert.All(apps, a => Assert.Equal(1, f.Executed[a]));
+        Assert.All(apps, a => Assert.Equal("success", fx.Redis.Cli("HGET", f.Prefix + ":cmd:" + a, "status")));
+    }
+
+    [Fact]
+    public async Task Two_updater_processes_serve_one_fleet_and_one_killed_with_SIGKILL_mid_wave_loses_nothing_and_sends_nothing_twice()
+    {
+        await using var f = NewFleet();
+        var apps = Enumerable.Range(1, 30).Select(i => $"k{i:D2}").ToArray();
+        using var tmp = new TempDir("fleet-kill");
+        var conf = tmp.Write("updater.toml", $"""
+            [redis]
+            channel = "{f.Channel}"
+            [updater]
+            rpc_timeout_seconds = 3
+            state_prefix = "{f.Prefix}"
+            claim_idle_seconds = 1
+            """);
+        var env = f.Env(apps, "2.0").Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        env["FLEET_LOG_LEVEL"] = "info";
+        using var a = Start(conf, env);
+        using var b = Start(conf, env);
+        await WaitUntil(() => fx.Redis.Cli("PUBSUB", "NUMSUB", f.Channel).Split('\n').Last() == "2", "both updaters run");
+        await f.StartDevicesAsync(apps, "1.0", TimeSpan.FromMilliseconds(500), TimeSpan.FromSeconds(1));
+        await WaitUntil(() => f.Executed.Count >= 5, "the wave is under way");
+
+        a.Kill();
+        Assert.True(a.WaitForExit(10_000));
+
+        await WaitUntil(() => apps.All(x => Observed(f, x) == "2.0"), "every device reports 2.0", 120);
+        var bErr = b.StandardErrorTail();
+        b.Kill();
+        Assert.All(apps, x => Assert.True(f.Executed[x] == 1, $"{x} ran its command {f.Executed[x]} times\n{bErr}"));
+        Assert.All(apps, x => Assert.Equal("2.0", fx.Redis.Cli("HGET", f.Prefix + ":cmd:" + x, "target")));
+    }
+
+    private static Proc Start(string conf, Dictionary<string, string?> env)
+    {
+        var psi = new ProcessStartInfo(Repo.Binary("fleet-updater")) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.ArgumentList.Add("--config");
+        psi.ArgumentList.Add(conf);
+        foreach (var (k, v) in env) psi.Environment[k] = v;
+        return new Proc(Process.Start(psi)!);
+    }
+
+    private sealed class Proc : IDisposable
+    {
+        private readonly Process _p;
+        private readonly StringBuilder _err = new();
+        public Proc(Process p)
+        {
+            _p = p;
+            p.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (_err) _err.AppendLine(e.Data); };
+            p.OutputDataReceived += (_, _) => { };
+            p.BeginErrorReadLine();
+            p.BeginOutputReadLine();
+        }
+        public void Kill() { if (!_p.HasExited) Cmd.Run("kill", "-KILL", _p.Id.ToString()); }
+        public bool WaitForExit(int ms) => _p.WaitForExit(ms);
+        public string StandardErrorTail() { lock (_err) { var s = _err.ToString(); return s.Length > 6000 ? s[^6000..] : s; } }
+        public void Dispose() { if (!_p.HasExited) _p.Kill(true); _p.Dispose(); }
+    }
+}
