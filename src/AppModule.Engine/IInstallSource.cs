@@ -22,6 +22,9 @@ public interface IInstallSource
 
     IReadOnlyDictionary<string, string> Env { get; }
 
+    /// <summary>Which trigger brings this version (recorded with the composition, shown by <c>app status</c>).</summary>
+    Origin Origin { get; }
+
     /// <summary>Checks that need neither the store nor the device (the input is complete); runs before the store's lock is taken.</summary>
     void Begin();
 

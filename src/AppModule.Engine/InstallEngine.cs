@@ -75,7 +75,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         await source.PrepareAsync(step, ct).ConfigureAwait(false);
 
         // ---- store the new composition (the last-known-good stays untouched)
-        var draft = new Composition(string.Empty, app, version, source.Orchestrator, source.Platform, images.ToArray(), source.Env, DateTimeOffset.UtcNow);
+        var draft = new Composition(string.Empty, app, version, source.Orchestrator, source.Platform, images.ToArray(), source.Env, DateTimeOffset.UtcNow) { Origin = source.Origin };
         var composition = _store.CreateComposition(state, draft, dir => source.ExtractManifests(dir, ct), out state);
         state = _store.Transition(state with { Pending = new PendingInstall(composition.Id, version, InstallPhase.Prepared) }, "prepared", $"{version} as {composition.Id}");
         var compositionEnv = SubModuleRunner.EnvironmentFor(composition);

@@ -27,6 +27,8 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta) : IInsta
 
     public IReadOnlyDictionary<string, string> Env { get; } = meta.Env ?? new Dictionary<string, string>();
 
+    public Origin Origin => Origin.Mender;
+
     public string WorkDir => tree.TmpDir;
 
     private string ImagesPath => tree.ImagesArchive();

@@ -9,7 +9,7 @@ namespace AppModule;
 /// <summary>Dispatches the command line: a protocol state, or one of the manual-testing commands.</summary>
 public static class Cli
 {
-    public const string Usage = "usage: app <State> <tree> | app status [<application>] | app unpack <file.mender> <dir> | app simulate <file.mender> [--then commit|rollback] [--fail-at <State>]";
+    public const string Usage = "usage: app <State> <tree> | app status [--json] [<application>] | app unpack <file.mender> <dir> | app simulate <file.mender> [--then commit|rollback] [--fail-at <State>]";
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, CancellationToken ct)
     {
@@ -21,7 +21,7 @@ public static class Cli
         switch (args[0])
         {
             case "status":
-                return Status(args.Length > 1 ? args[1] : null, stdout);
+                return StatusCommand.Run(args[1..], LoadConfig(), stdout);
             case "unpack":
                 if (args.Length != 3)
                 {
@@ -70,56 +70,5 @@ public static class Cli
         }
 
         return config;
-    }
-
-    private static int Status(string? application, TextWriter stdout)
-    {
-        var config = LoadConfig();
-        var store = new AppStore(config.PersistentStore);
-        var apps = application is null ? store.Applications() : [application];
-        if (apps.Count == 0)
-        {
-            stdout.WriteLine($"no applications in {store.Root}");
-            return ExitCodes.Success;
-        }
-
-        foreach (var app in apps)
-        {
-            var s = store.Load(app);
-            string Show(string? id)
-            {
-                if (id is null)
-                {
-                    return "-";
-                }
-
-                try
-                {
-                    var c = store.ReadComposition(app, id);
-                    return $"{c.ArtifactName} ({id}; {c.Orchestrator}; images: {string.Join(", ", c.Images.Select(i => i.Url))})";
-                }
-                catch (StoreException)
-                {
-                    return $"{id} (missing)";
-                }
-            }
-
-            stdout.WriteLine($"application {app}");
-            stdout.WriteLine($"  running:        {Show(s.Running)}");
-            stdout.WriteLine($"  last-known-good: {Show(s.Committed)}");
-            stdout.WriteLine($"  rollback:       {Show(s.Previous)}");
-            stdout.WriteLine($"  pending:        {(s.Pending is { } p ? $"{p.ArtifactName} ({p.Composition}, {p.Phase})" : "-")}");
-            if (s.Garbage.Count > 0)
-            {
-                stdout.WriteLine($"  to collect:     {string.Join(", ", s.Garbage)}");
-            }
-
-            foreach (var j in store.Journal(app).TakeLast(5))
-            {
-                stdout.WriteLine($"  {j.TimeUtc:u} {j.Event} {j.Detail}");
-            }
-        }
-
-        return ExitCodes.Success;
     }
 }

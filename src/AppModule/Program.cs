@@ -8,7 +8,7 @@ using AppModule.Runtime;
 // `app`: the Mender Update Module for container applications (payload type "app").
 //
 //   app <State> <tree>                     called by the Mender client (protocol v3)
-//   app status [<application>]             shows the persistent store
+//   app status [--json] [<application>]    shows the persistent store (every version, with its origin)
 //   app unpack <file.mender> <dir>         writes the File API tree the client would hand over
 //   app simulate <file.mender> [--then commit|rollback] [--fail-at <State>]
 //                                          drives the client's state sequence without a client

@@ -169,6 +169,9 @@ public sealed class AgentEngineTests(AgentFixture fx) : IClassFixture<AgentFixtu
         Assert.Equal(("2.0", "2.0", "1.0", false), rig.Versions());
         var committed = rig.Store.ReadComposition(rig.App, rig.Store.Load(rig.App).Committed!);
         Assert.Equal(DockerEngine.ImageId($"{fx.Repo}:2.0")!.Replace("sha256:", ""), Assert.Single(committed.Images).Id);
+        Assert.Equal("fleet", committed.Origin!.Trigger);
+        Assert.Equal(rig.Dir, committed.Origin.Directory);
+        Assert.Equal("directory", rig.Store.ReadComposition(rig.App, rig.Store.Load(rig.App).Previous!).Origin!.Trigger); // 1.0, adopted
         Assert.Contains(rig.Store.Journal(rig.App), j => j.Event == "committed" && j.Detail.StartsWith("2.0", StringComparison.Ordinal));
         await WaitFor(() => rig.Reports.Any(m => m.VersionNumber == "2.0"), "the 2.0 report");
     }

@@ -18,7 +18,21 @@ public sealed record Composition(
     string Platform,
     IReadOnlyList<ImageRef> Images,
     IReadOnlyDictionary<string, string> Env,
-    DateTimeOffset CreatedUtc);
+    DateTimeOffset CreatedUtc)
+{
+    /// <summary>Which trigger installed it; null in compositions stored before origins were recorded (those came from Mender).</summary>
+    public Origin? Origin { get; init; }
+}
+
+/// <summary>
+/// Where a stored version came from: <c>mender</c> (a deployment through the Mender client and <c>app</c>),
+/// <c>fleet</c> (a fleet agent command, with its id), or <c>directory</c> (an application the fleet agent found
+/// running from its compose directory and adopted).
+/// </summary>
+public sealed record Origin(string Trigger, string? CommandId = null, string? Directory = null)
+{
+    public static readonly Origin Mender = new("mender");
+}
 
 /// <summary>How far a pending install has come (each step is recorded before the next one starts).</summary>
 [JsonConverter(typeof(JsonStringEnumConverter<InstallPhase>))]

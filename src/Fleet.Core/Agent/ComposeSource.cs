@@ -11,7 +11,7 @@ namespace Fleet.Core.Agent;
 /// directory's <c>.env</c>, when there is one) become the composition's manifests; its images are pulled
 /// during the pre-checks (a tag that cannot be pulled refuses the install before anything stops).
 /// </summary>
-public sealed class ComposeSource(string application, string version, string fileName, string text, string directory, ImagePuller puller) : IInstallSource
+public sealed class ComposeSource(string application, string version, string fileName, string text, string directory, ImagePuller puller, Origin origin) : IInstallSource
 {
     public const string EnvFile = ".env";
 
@@ -20,6 +20,8 @@ public sealed class ComposeSource(string application, string version, string fil
     public string Version => version;
 
     public string Orchestrator => "docker-compose";
+
+    public Origin Origin => origin;
 
     /// <summary>This device's platform (the images are pulled for it).</summary>
     public string Platform { get; } = "linux/" + (RuntimeInformation.OSArchitecture switch

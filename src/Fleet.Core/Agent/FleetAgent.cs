@@ -132,7 +132,7 @@ public sealed class FleetAgent
             Log.Info($"command {req.Command} {app.Name}{(req.NewVersion is null ? "" : " " + req.NewVersion)}{(req.Service is null ? "" : " service " + req.Service)}");
             var resp = req.Command switch
             {
-                "update_version" => await UpdateVersionAsync(app, req.NewVersion, ct),
+                "update_version" => await UpdateVersionAsync(app, req.NewVersion, FleetOrigin(req, app), ct),
                 "down" => await StepAsync(app, async () =>
                 {
                     await AdoptAsync(app, ct);
@@ -145,13 +145,21 @@ public sealed class FleetAgent
                     await _engine.RestartAsync(app.Name, "restart", req.Wait ?? true, ct);
                 }, $"Restarted all services in {app.Directory}", ct),
                 "update" when req.Service is not null => WholeAppOnly(req),
-                "update" => await UpdateAsync(app, ct),
+                "update" => await UpdateAsync(app, FleetOrigin(req, app), ct),
                 _ => new DockerCommandResponse(false, $"unknown command '{req.Command}'; supported: update_version, down, restart, update"),
             };
             Log.Write(resp.Success ? LogLevel.Info : LogLevel.Warning, $"command {req.Command} {app.Name}: {resp.Message}");
             return resp;
         }
         finally { gate.Release(); }
+    }
+
+    /// <summary>The origin a fleet command's version is stored with: the command's nonce when it is signed, else an id made here (logged).</summary>
+    private static Origin FleetOrigin(DockerCommandRequest req, AgentApp app)
+    {
+        var id = req.Nonce ?? Guid.NewGuid().ToString("N")[..16];
+        Log.Info($"command {req.Command} {app.Name}: command id {id}");
+        return new Origin("fleet", id, app.Directory);
     }
 
     private static DockerCommandResponse WholeAppOnly(DockerCommandRequest req) =>
@@ -178,14 +186,14 @@ public sealed class FleetAgent
         var text = await File.ReadAllTextAsync(file, ct);
         var version = ComposeFile.FindImage(text, app.Service, file).Tag;
         Log.Info($"{app.Name}: not in the store {_cfg.Engine.PersistentStore} yet; adopting {file} ({version}) as its last-known-good");
-        await InstallAndCommitAsync(app, version, Path.GetFileName(file), text, ct);
+        await InstallAndCommitAsync(app, version, Path.GetFileName(file), text, new Origin("directory", null, app.Directory), ct);
     }
 
-    private async Task InstallAndCommitAsync(AgentApp app, string version, string fileName, string text, CancellationToken ct)
+    private async Task InstallAndCommitAsync(AgentApp app, string version, string fileName, string text, Origin origin, CancellationToken ct)
     {
         try
         {
-            await _engine.InstallAsync(new ComposeSource(app.Name, version, fileName, text, app.Directory, _puller), ct);
+            await _engine.InstallAsync(new ComposeSource(app.Name, version, fileName, text, app.Directory, _puller, origin), ct);
             await _engine.CommitAsync(app.Name, version, "commit", ct);
         }
         catch (Exception e) when (e is InstallException or StoreException or IOException)
@@ -228,7 +236,7 @@ public sealed class FleetAgent
     }
 
     /// <summary>Seed 002's "update": re-pulls the app's images and recreates it from its current compose file, health-gated.</summary>
-    private async Task<DockerCommandResponse> UpdateAsync(AgentApp app, CancellationToken ct)
+    private async Task<DockerCommandResponse> UpdateAsync(AgentApp app, Origin origin, CancellationToken ct)
     {
         try
         {
@@ -236,7 +244,7 @@ public sealed class FleetAgent
             var file = ComposeFile.Find(app.Directory);
             var text = await File.ReadAllTextAsync(file, ct);
             var version = ComposeFile.FindImage(text, app.Service, file).Tag;
-            await InstallAndCommitAsync(app, version, Path.GetFileName(file), text, ct);
+            await InstallAndCommitAsync(app, version, Path.GetFileName(file), text, origin, ct);
             await PublishVersionAsync(app, ct);
             return new DockerCommandResponse(true, $"Updated all services in {app.Directory}");
         }
@@ -250,7 +258,7 @@ public sealed class FleetAgent
     /// <summary>Installs the compose file with the new tag (only the tag changes, formatting kept) through the engine,
     /// commits it and cleans up; on failure the engine rolls back to the last-known-good and the file is untouched.
     /// Publishes the resulting version either way.</summary>
-    private async Task<DockerCommandResponse> UpdateVersionAsync(AgentApp app, string? newVersion, CancellationToken ct)
+    private async Task<DockerCommandResponse> UpdateVersionAsync(AgentApp app, string? newVersion, Origin origin, CancellationToken ct)
     {
         if (newVersion is null || !ComposeFile.IsValidTag(newVersion))
             return new DockerCommandResponse(false, $"new_version '{newVersion}' is not a valid image tag (letters, digits, _ . -; at most 128)");
@@ -279,7 +287,7 @@ public sealed class FleetAgent
         }
         try
         {
-            await InstallAndCommitAsync(app, newVersion, Path.GetFileName(file), after, ct);
+            await InstallAndCommitAsync(app, newVersion, Path.GetFileName(file), after, origin, ct);
         }
         catch (InstallException e)
         {
