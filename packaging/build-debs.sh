@@ -18,15 +18,19 @@ case "$rid" in
 esac
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 "$top/packaging/layout.sh" "$top/out/$rid" "$work/layout"
+# Which package carries which executable: each shipped csproj's AppModulePackage (build/shipped.sh).
+shipped=$("$top/build/shipped.sh")
 mkdir -p "$out"
 maintainer="AppModule developers <team@appmodule.dev>"
 
 # pkg <name> <section> <depends> <recommends> <short> <long> <paths...>
+# The package's executables (build/shipped.sh) are added to <paths>.
 pkg() {
   local name=$1 section=$2 depends=$3 recommends=$4 short=$5 long=$6; shift 6
   local root="$work/$name"
   mkdir -p "$root/DEBIAN"
-  for p in "$@"; do
+  local exes; exes=$(awk -F'\t' -v p="$name" '$4 == p { print $3 }' <<<"$shipped")
+  for p in $exes "$@"; do
     mkdir -p "$root/$(dirname "$p")"
     cp -a "$work/layout/$p" "$root/$p"
   done
@@ -68,17 +72,21 @@ pkg mender-app-modules admin "libc6 (>= 2.34), libssl3 | libssl1.1, mender-clien
   "docker.io | docker-ce, docker-compose | docker-compose-plugin" \
   "Mender Update Module for container applications" \
   "The app Update Module installs docker-compose and Kubernetes applications shipped as Mender app artifacts, keeps each application's state in a persistent store, gates the commit on health and rolls back to the last known good composition. Includes the docker-compose and k8s orchestrator sub-modules." \
-  usr/share/mender/modules/v3/app usr/share/mender/app-modules/v1/docker-compose usr/share/mender/app-modules/v1/k8s \
   etc/mender/mender-app.conf etc/mender/mender-app-docker-compose.conf etc/mender/mender-app-k8s.conf
 pkg mender-app-gen devel "libc6 (>= 2.34), libssl3 | libssl1.1, liblzma5" "xdelta3" \
   "Generator of Mender app artifacts" \
-  "app-gen writes Mender artifacts for the app Update Module from the local Docker engine, image tar files or OCI layouts: full images, whole-image deltas and per-layer deep deltas, optionally signed." \
-  usr/bin/app-gen
+  "app-gen writes Mender artifacts for the app Update Module from the local Docker engine, image tar files or OCI layouts: full images, whole-image deltas and per-layer deep deltas, optionally signed."
 pkg appmodule-fleet-updater net "libc6 (>= 2.34), libssl3 | libssl1.1" "redis-server" \
   "Fleet updater service for container applications" \
   "Listens to application version reports over Redis, checks that the configured target version exists in the registry and asks the device agent to update." \
-  usr/bin/fleet-updater lib/systemd/system/fleet-updater.service etc/fleet/updater.toml
+  lib/systemd/system/fleet-updater.service etc/fleet/updater.toml
 pkg appmodule-fleet-agent net "libc6 (>= 2.34), libssl3 | libssl1.1" "docker.io | docker-ce, mender-app-modules" \
   "Device agent of the AppModule fleet trigger" \
   "Serves update requests over Redis for the docker-compose applications of a device, with health-gated rollout and rollback, and reports the running versions." \
-  usr/bin/fleet-agent lib/systemd/system/fleet-agent.service etc/fleet/agent.toml
+  lib/systemd/system/fleet-agent.service etc/fleet/agent.toml
+
+# Every shipped executable went into a package that was built above.
+while IFS=$'\t' read -r project b _ package; do
+  ls "$out/${package}_${version}_${arch}.deb" >/dev/null 2>&1 \
+    || { echo "build-debs.sh: $project ($b) names package $package, which build-debs.sh does not build" >&2; exit 1; }
+done <<<"$shipped"

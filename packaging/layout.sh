@@ -16,20 +16,20 @@ dest=${2:?usage: layout.sh <bin-dir> <destdir>}
 top=$(cd "$(dirname "$0")/.." && pwd)
 files="$top/packaging/files"
 
-need() { [ -x "$bin/$1" ] || { echo "layout.sh: $bin/$1 is missing; run build/publish.sh <rid> first" >&2; exit 1; }; }
-for b in app docker-compose k8s app-gen fleet-updater fleet-agent; do need "$b"; done
+# The executables and where they go: build/shipped.sh (each shipped csproj's AppModuleInstallPath).
+shipped=$("$top/build/shipped.sh")
+[ -n "$shipped" ] || { echo "layout.sh: build/shipped.sh listed no executable" >&2; exit 1; }
+while IFS=$'\t' read -r _ b _ _; do
+  [ -x "$bin/$b" ] || { echo "layout.sh: $bin/$b is missing; run build/publish.sh <rid> first" >&2; exit 1; }
+done <<<"$shipped"
 
-exe() { install -D -m 0755 "$bin/$1" "$dest/$2"; }
 conf() { # source, target: installed unless a local copy exists
   if [ -e "$dest/$2" ]; then echo "layout.sh: keeping existing $2" >&2; else install -D -m 0644 "$1" "$dest/$2"; fi
 }
 
-exe app usr/share/mender/modules/v3/app
-exe docker-compose usr/share/mender/app-modules/v1/docker-compose
-exe k8s usr/share/mender/app-modules/v1/k8s
-exe app-gen usr/bin/app-gen
-exe fleet-updater usr/bin/fleet-updater
-exe fleet-agent usr/bin/fleet-agent
+while IFS=$'\t' read -r _ b path _; do
+  install -D -m 0755 "$bin/$b" "$dest/$path"
+done <<<"$shipped"
 
 conf "$top/mender-app.conf" etc/mender/mender-app.conf
 conf "$files/etc/mender/mender-app-docker-compose.conf" etc/mender/mender-app-docker-compose.conf

@@ -6,15 +6,35 @@ namespace Publish.Tests;
 /// </summary>
 public class AotPublishTests
 {
-    public static TheoryData<string, string> Executables => new()
+    /// <summary>The shipped executables as build/shipped.sh lists them (the csproj files' AppModuleShipped flag).</summary>
+    public static TheoryData<string, string> Executables
     {
-        { "src/AppModule", "app" },
-        { "submodules/DockerCompose", "docker-compose" },
-        { "submodules/Kubernetes", "k8s" },
-        { "artifact-gen/ArtifactGen", "app-gen" },
-        { "src/Fleet.Updater", "fleet-updater" },
-        { "src/Fleet.Agent", "fleet-agent" },
-    };
+        get
+        {
+            var list = Cmd.Ok(Path.Combine(Repo.Root, "build", "shipped.sh"));
+            var data = new TheoryData<string, string>();
+            foreach (var line in list.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                var f = line.Split('\t');
+                data.Add(f[0], f[1]);
+            }
+
+            return data;
+        }
+    }
+
+    [Fact]
+    public void The_shipped_list_names_the_six_executables_with_their_install_paths_and_packages() =>
+        Assert.Equal(
+            """
+            artifact-gen/ArtifactGen	app-gen	usr/bin/app-gen	mender-app-gen
+            src/AppModule	app	usr/share/mender/modules/v3/app	mender-app-modules
+            src/Fleet.Agent	fleet-agent	usr/bin/fleet-agent	appmodule-fleet-agent
+            src/Fleet.Updater	fleet-updater	usr/bin/fleet-updater	appmodule-fleet-updater
+            submodules/DockerCompose	docker-compose	usr/share/mender/app-modules/v1/docker-compose	mender-app-modules
+            submodules/Kubernetes	k8s	usr/share/mender/app-modules/v1/k8s	mender-app-modules
+            """,
+            Cmd.Ok(Path.Combine(Repo.Root, "build", "shipped.sh")).TrimEnd('\n'));
 
     [Theory]
     [MemberData(nameof(Executables))]
