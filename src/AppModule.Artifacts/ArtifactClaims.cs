@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.Security.Cryptography;
 using System.Text;
+using AppModule.Core.Policy;
 
 namespace AppModule.Artifacts;
 
@@ -202,41 +203,9 @@ public static class ArtifactClaims
         }
     }
 
-    /// <summary>
-    /// Whether <paramref name="os"/>/<paramref name="architecture"/>/<paramref name="variant"/> (as an image
-    /// config or an engine reports them) satisfies <paramref name="platform"/> (os/arch[/variant]). Architecture
-    /// aliases (x86_64, aarch64) are normalized; a variant counts only when both sides name one.
-    /// </summary>
-    public static bool PlatformMatches(string platform, string os, string architecture, string? variant)
-    {
-        ArgumentNullException.ThrowIfNull(platform);
-        var parts = platform.Split('/');
-        if (parts.Length < 2)
-        {
-            return false;
-        }
-
-        if (!string.Equals(parts[0], os, StringComparison.OrdinalIgnoreCase) || NormalizeArch(parts[1]) != NormalizeArch(architecture))
-        {
-            return false;
-        }
-
-        return parts.Length < 3 || string.IsNullOrEmpty(variant) || string.Equals(parts[2], variant, StringComparison.OrdinalIgnoreCase);
-    }
-
-    /// <summary>The OCI name of an architecture (x86_64 → amd64, aarch64 → arm64, armhf/armv7l → arm).</summary>
-    public static string NormalizeArch(string arch)
-    {
-        ArgumentNullException.ThrowIfNull(arch);
-        return arch.ToLowerInvariant() switch
-        {
-            "x86_64" or "x86-64" or "x64" => "amd64",
-            "aarch64" or "arm64" => "arm64",
-            "armhf" or "armel" or "armv7l" or "armv7" or "armv6l" or "arm" => "arm",
-            "i386" or "i686" or "x86" => "386",
-            var a => a,
-        };
-    }
+    /// <summary>See <see cref="Platforms.Matches"/>.</summary>
+    public static bool PlatformMatches(string platform, string os, string architecture, string? variant) =>
+        Platforms.Matches(platform, os, architecture, variant);
 
     private static string Short(IReadOnlyList<string> ids) =>
         string.Join(", ", ids.Take(3).Select(i => i.Length > 12 ? i[..12] : i)) + (ids.Count > 3 ? ", ..." : string.Empty);

@@ -9,6 +9,15 @@ public sealed record ServiceDefinition(string Name, string? Image, int Replicas)
 {
     /// <summary>Host paths the service bind-mounts (as <c>compose config</c> resolved them).</summary>
     public IReadOnlyList<string> BindSources { get; init; } = [];
+
+    /// <summary><c>privileged: true</c>.</summary>
+    public bool Privileged { get; init; }
+
+    /// <summary><c>pid</c> (e.g. <c>host</c>), null when unset.</summary>
+    public string? Pid { get; init; }
+
+    /// <summary><c>network_mode</c> (e.g. <c>host</c>), null when unset.</summary>
+    public string? NetworkMode { get; init; }
 }
 
 /// <summary>
@@ -190,7 +199,15 @@ public sealed class ComposeCli
                 }
             }
 
-            result.Add(new ServiceDefinition(name, image, replicas) { BindSources = value is YamlMappingNode serviceNode ? BindSources(serviceNode) : [] });
+            var node = value as YamlMappingNode;
+            string? Scalar(string key) => node is not null && node.Children.TryGetValue(new YamlScalarNode(key), out var v) && v is YamlScalarNode sv ? sv.Value : null;
+            result.Add(new ServiceDefinition(name, image, replicas)
+            {
+                BindSources = node is not null ? BindSources(node) : [],
+                Privileged = Scalar("privileged") is { } p && p.Trim().ToLowerInvariant() is "true" or "yes" or "on",
+                Pid = Scalar("pid"),
+                NetworkMode = Scalar("network_mode"),
+            });
         }
 
         return result;

@@ -27,10 +27,10 @@ public sealed class DockerApiEngine : IEngine
         }
     }
 
-    private async Task<string> VersionCoreAsync(CancellationToken ct)
+    private async Task<EngineVersion> VersionCoreAsync(CancellationToken ct)
     {
         var v = await Call("ask the engine for its version", () => _client.System.GetVersionAsync(ct)).ConfigureAwait(false);
-        return $"{v.Version} (API {v.APIVersion})";
+        return new EngineVersion(v.Version, v.APIVersion, v.Os ?? "linux", v.Arch ?? "?");
     }
 
     private async Task<ImageInfo?> InspectImageCoreAsync(string reference, CancellationToken ct)
@@ -271,7 +271,7 @@ public sealed class DockerApiEngine : IEngine
         }
     }
 
-    public Task<string> VersionAsync(CancellationToken ct) =>
+    public Task<EngineVersion> VersionAsync(CancellationToken ct) =>
         Limited("ask the engine for its version", t => VersionCoreAsync(t), ct);
 
     public Task<ImageInfo?> InspectImageAsync(string reference, CancellationToken ct) =>

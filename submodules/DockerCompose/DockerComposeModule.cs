@@ -1,3 +1,4 @@
+using AppModule.Core.Policy;
 using AppModule.Core.SubModules;
 using AppModule.Runtime;
 using SubModule.Hosting;
@@ -204,19 +205,31 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         Log.Info($"{call.Application} is up: {string.Join(", ", services.Select(s => s.Name))}");
     }
 
-    /// <summary>The device's policy on what a composition may do (config), checked before anything starts.</summary>
+    /// <summary>
+    /// The device's host-access policy (<c>allow_host_access</c>), checked before anything starts: at REQS
+    /// (before the running version stops) and again at ROLLOUT and START.
+    /// </summary>
     private void CheckPolicy(IReadOnlyList<ServiceDefinition> services, string directory)
     {
-        if (!settings.ForbidHostRootMounts)
-        {
-            return;
-        }
-
+        var policy = settings.HostAccess;
         foreach (var s in services)
         {
-            if (s.BindSources.FirstOrDefault(p => p.Length > 0 && p.Trim('/').Split('/', StringSplitOptions.RemoveEmptyEntries).All(x => x == ".") && p.StartsWith('/')) is { } root)
+            var subject = $"service {s.Name} in {directory}";
+            foreach (var source in s.BindSources)
             {
-                throw new SubModuleFailure($"service {s.Name} in {directory} mounts the host's root directory ({root}), which forbid_host_root_mounts in {settings.Source} does not allow; mount only the paths it needs");
+                if (HostAccessPolicy.ClassifyHostPath(source) is { } kind
+                    && policy.Refusal(subject, kind, kind == HostAccessPolicy.RootMount ? $"mounts the host's root directory ({source})" : $"mounts the engine socket or its directory {source}, which gives control of the host") is { } refusal)
+                {
+                    throw new SubModuleFailure(refusal);
+                }
+            }
+
+            var refused = (s.Privileged ? policy.Refusal(subject, HostAccessPolicy.Privileged, "is privileged (privileged: true)") : null)
+                ?? (string.Equals(s.Pid, "host", StringComparison.OrdinalIgnoreCase) ? policy.Refusal(subject, HostAccessPolicy.HostPid, "shares the host's PID namespace (pid: host)") : null)
+                ?? (string.Equals(s.NetworkMode, "host", StringComparison.OrdinalIgnoreCase) ? policy.Refusal(subject, HostAccessPolicy.HostNetwork, "shares the host's network namespace (network_mode: host)") : null);
+            if (refused is not null)
+            {
+                throw new SubModuleFailure(refused);
             }
         }
     }
@@ -558,6 +571,15 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         {
             var v = await engine.VersionAsync(ct).ConfigureAwait(false);
             reqs.Add(new Requirement("docker-engine", true, "error", $"{settings.DockerHost} {v}"));
+
+            // The artifact's platform (set by `app` from its meta-data) must be one this engine runs.
+            if (Environment.GetEnvironmentVariable("MENDER_APP_UPDATE_MODULE_PLATFORM") is { Length: > 0 } platform)
+            {
+                var ok = Platforms.Matches(platform, v.Os, v.Architecture, null);
+                reqs.Add(new Requirement("platform", ok, "error", ok
+                    ? $"{platform} on an engine for {v.Os}/{v.Architecture}"
+                    : $"the artifact is for {platform}, but the engine at {settings.DockerHost} runs {v.Os}/{v.Architecture} containers: install the artifact built for {v.Os}/{v.Architecture}"));
+            }
         }
         catch (EngineException e)
         {

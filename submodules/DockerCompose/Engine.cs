@@ -40,7 +40,8 @@ public sealed class EngineException(string message, Exception? inner = null) : S
 public interface IEngine : IDisposable
 {
     /// <summary>The engine's version, e.g. "20.10.24 (API 1.41)".</summary>
-    Task<string> VersionAsync(CancellationToken ct);
+    /// <summary>The engine's version and the platform it runs containers for.</summary>
+    Task<EngineVersion> VersionAsync(CancellationToken ct);
 
     Task<ImageInfo?> InspectImageAsync(string reference, CancellationToken ct);
 
@@ -70,4 +71,10 @@ public interface IEngine : IDisposable
     Task<IReadOnlyList<string>> ProjectVolumesAsync(string project, CancellationToken ct);
 
     Task RemoveVolumeAsync(string name, CancellationToken ct);
+}
+
+/// <summary>What the engine says about itself: version, API version, and the os/architecture it runs containers for.</summary>
+public sealed record EngineVersion(string Version, string ApiVersion, string Os, string Architecture)
+{
+    public override string ToString() => $"{Version} (API {ApiVersion}, {Os}/{Architecture})";
 }

@@ -1,4 +1,6 @@
+using AppModule.Core.Policy;
 using AppModule.Runtime;
+using SubModule.Hosting;
 
 namespace DockerCompose;
 
@@ -17,7 +19,8 @@ namespace DockerCompose;
 /// <item><term>engine_timeout</term><description>seconds one engine API request may take, image load/save excluded (120)</description></item>
 /// <item><term>purge_volumes</term><description>PURGE also removes the application's volumes (false: data loss must be explicit)</description></item>
 /// <item><term>state_dir</term><description>where copies of the rolled-out manifests are kept (<c>/var/lib/mender-app/docker-compose</c>)</description></item>
-/// <item><term>forbid_host_root_mounts</term><description>ROLLOUT/START refuse a composition in which a service bind-mounts the host's root directory <c>/</c> (false: allowed, like the reference)</description></item>
+/// <item><term>allow_host_access</term><description>the host access a composition may have (<see cref="HostAccessPolicy"/>: root-mount, engine-socket, privileged, host-pid, host-network); REQS, ROLLOUT and START refuse any other (default: none)</description></item>
+/// <item><term>forbid_host_root_mounts</term><description>legacy: <c>false</c> (set explicitly) allows root-mount</description></item>
 /// <item><term>log_tail_lines</term><description>lines of a failing container's log printed by ROLLOUT (20)</description></item>
 /// </list>
 /// </summary>
@@ -48,7 +51,8 @@ public sealed record Settings
 
     public int LogTailLines { get; init; } = 20;
 
-    public bool ForbidHostRootMounts { get; init; }
+    /// <summary>What host access a composition may have (default: none).</summary>
+    public HostAccessPolicy HostAccess { get; init; } = HostAccessPolicy.Strict(DefaultPath);
 
     public static Settings Load()
     {
@@ -80,7 +84,7 @@ public sealed record Settings
             PurgeVolumes = config.GetBool("purge_volumes", false),
             StateDir = config.GetString("state_dir") is { Length: > 0 } s ? s : "/var/lib/mender-app/docker-compose",
             LogTailLines = config.GetInt("log_tail_lines", 20, 0, 10000),
-            ForbidHostRootMounts = config.GetBool("forbid_host_root_mounts", false),
+            HostAccess = HostAccessSettings.From(config),
         };
     }
 }

@@ -1,5 +1,7 @@
 using System.Text.RegularExpressions;
+using AppModule.Core.Policy;
 using AppModule.Runtime;
+using SubModule.Hosting;
 
 namespace Kubernetes;
 
@@ -52,6 +54,9 @@ public sealed partial record K8sSettings
     public string? Platform { get; init; }
 
     public string ConfigSource { get; init; } = DefaultConfigPath;
+
+    /// <summary>What host access the manifests may ask for (<c>allow_host_access</c>; default: none).</summary>
+    public HostAccessPolicy HostAccess { get; init; } = HostAccessPolicy.Strict(DefaultConfigPath);
 
     public static K8sSettings Load(IReadOnlyDictionary<string, string?> env)
     {
@@ -106,6 +111,7 @@ public sealed partial record K8sSettings
             CtrTimeout = file.GetSeconds("ctr_timeout_seconds", TimeSpan.FromMinutes(10)),
             Platform = platform,
             ConfigSource = file.Source,
+            HostAccess = HostAccessSettings.From(file),
         };
     }
 

@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Net;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using AppModule.Core.Policy;
 using AppModule.Core.SubModules;
 using AppModule.Runtime;
 using SubModule.Hosting;
@@ -183,6 +184,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
     {
         // 1. Read and check everything before touching the cluster.
         var objects = Manifests.Load(dir);
+        HostAccessCheck.Check(objects, _settings.HostAccess);
         var plan = await PlanAsync(app, objects, ct).ConfigureAwait(false);
         Log.Info($"rolling out {app}: {plan.Count} objects from {dir} to {Api.Server}");
 
@@ -868,13 +870,26 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
         var (ok, detail) = await _containerd.ProbeAsync(ct).ConfigureAwait(false);
         result.Add(new Requirement("containerd", ok, "error", detail));
 
+        // The artifact's platform (set by `app` from its meta-data) must be this machine's: containerd
+        // imports images for the node it runs on.
+        if (_settings.Platform is { } platform)
+        {
+            var machine = Platforms.Machine();
+            var parts = machine.Split('/');
+            var same = Platforms.Matches(platform, parts[0], parts[1], null);
+            result.Add(new Requirement("platform", same, "error", same
+                ? $"{platform} on a {machine} machine"
+                : $"the artifact is for {platform}, but this machine is {machine}: install the artifact built for {machine}"));
+        }
+
         // With MENDER_APP_MANIFESTS_DIR (set by `app` for the version it is about to install): the
-        // manifests must parse into objects, before anything stops.
+        // manifests must parse into objects that the device's host-access policy allows, before anything stops.
         if (Environment.GetEnvironmentVariable("MENDER_APP_MANIFESTS_DIR") is { Length: > 0 } manifests)
         {
             try
             {
                 var objects = Manifests.Load(manifests);
+                HostAccessCheck.Check(objects, _settings.HostAccess);
                 result.Add(new Requirement("manifests", true, "error", $"{objects.Count} object(s)"));
             }
             catch (SubModuleFailure e)

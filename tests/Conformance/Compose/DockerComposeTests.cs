@@ -167,7 +167,7 @@ public sealed class DockerComposeTests(ComposeV2Fixture fx) : IClassFixture<Comp
     public void Reqs_with_the_new_manifests_checks_them_against_the_policy_and_the_images_the_artifact_carries()
     {
         using var dir = new TempDir("compose-reqs-manifests");
-        var conf = dir.Write("c.toml", $"docker_command = \"/usr/bin/docker\"\nstate_dir = \"{dir.Path}/state\"\nforbid_host_root_mounts = true\n");
+        var conf = dir.Write("c.toml", $"docker_command = \"/usr/bin/docker\"\nstate_dir = \"{dir.Path}/state\"\n");
         CmdResult Reqs(string compose, string images = "")
         {
             var manifests = dir.Dir("m-" + Guid.NewGuid().ToString("n")[..8]);
@@ -195,6 +195,82 @@ public sealed class DockerComposeTests(ComposeV2Fixture fx) : IClassFixture<Comp
         var broken = Reqs("services:\n  web: [not, a, service\n");
         Assert.Equal(4, broken.ExitCode);
         Assert.Matches(@"(?m)^manifests:error ", broken.Stdout);
+    }
+
+    [SkippableFact]
+    public void Host_access_is_refused_by_default_at_reqs_and_rollout_and_allowed_only_by_name()
+    {
+        DockerEngine.RequireImages();
+        using var dir = new TempDir("compose-host-access");
+        CmdResult Reqs(string config, string service, string? platform = null)
+        {
+            var conf = dir.Write($"c-{Guid.NewGuid():n}.toml", $"docker_command = \"/usr/bin/docker\"\nstate_dir = \"{dir.Path}/state\"\n{config}");
+            var manifests = dir.Dir("m-" + Guid.NewGuid().ToString("n")[..8]);
+            File.WriteAllText(Path.Combine(manifests, "docker-compose.yml"), "services:\n  web:\n    image: appmodule/web:1.0\n" + service);
+            var env = WithConfig(conf);
+            env["MENDER_APP_MANIFESTS_DIR"] = manifests;
+            env["MENDER_APP_IMAGES"] = string.Empty;
+            env["MENDER_APP_UPDATE_MODULE_PLATFORM"] = platform;
+            return Run(env, "REQS");
+        }
+
+        var cases = new (string Kind, string Service, string Refusal)[]
+        {
+            ("root-mount", "    volumes:\n      - /:/host\n", "mounts the host's root directory (/)"),
+            ("root-mount", "    volumes:\n      - type: bind\n        source: /etc/..\n        target: /host\n", "mounts the host's root directory"),
+            ("engine-socket", "    volumes:\n      - /var/run/docker.sock:/var/run/docker.sock\n", "mounts the engine socket or its directory /var/run/docker.sock"),
+            ("engine-socket", "    volumes:\n      - /run/containerd:/c\n", "mounts the engine socket or its directory /run/containerd"),
+            ("privileged", "    privileged: true\n", "is privileged (privileged: true)"),
+            ("host-pid", "    pid: host\n", "shares the host's PID namespace (pid: host)"),
+            ("host-network", "    network_mode: host\n", "shares the host's network namespace (network_mode: host)"),
+        };
+        foreach (var (kind, service, refusal) in cases)
+        {
+            var refused = Reqs(string.Empty, service);
+            Assert.True(refused.ExitCode == 4, $"{kind}: {refused}");
+            Assert.Contains($"manifests:error service web in ", refused.Stdout, StringComparison.Ordinal);
+            Assert.Contains(refusal, refused.Stdout, StringComparison.Ordinal);
+            Assert.Contains($"host access \"{kind}\" is refused unless allow_host_access in ", refused.Stdout, StringComparison.Ordinal);
+
+            var allowed = Reqs($"allow_host_access = [\"{kind}\"]\n", service);
+            Assert.True(allowed.ExitCode == 0, $"{kind} allowed by name: {allowed}");
+            var other = Reqs($"allow_host_access = [\"{(kind == "privileged" ? "host-pid" : "privileged")}\"]\n", service);
+            Assert.True(other.ExitCode == 4, $"{kind} is not allowed by another name: {other}");
+        }
+
+        Assert.Equal(0, Reqs("forbid_host_root_mounts = false\n", cases[0].Service).ExitCode); // the legacy key still allows /
+        Assert.Equal(4, Reqs("forbid_host_root_mounts = false\n", cases[4].Service).ExitCode); // and nothing else
+        Assert.Equal(0, Reqs(string.Empty, "    volumes:\n      - /srv/data:/data\n").ExitCode); // an ordinary bind mount
+        var unknown = Reqs("allow_host_access = [\"everything\"]\n", string.Empty);
+        Assert.Equal(3, unknown.ExitCode);
+        Assert.Contains("allow_host_access names \"everything\", which is not a kind of host access", unknown.Stderr, StringComparison.Ordinal);
+
+        // The artifact's platform against the engine's.
+        var engine = DockerEngine.Docker("version", "--format", "{{.Server.Os}}/{{.Server.Arch}}").Stdout.Trim();
+        Assert.True(Reqs(string.Empty, string.Empty, engine).ExitCode == 0, engine);
+        var foreign = Reqs(string.Empty, string.Empty, engine.EndsWith("/amd64", StringComparison.Ordinal) ? "linux/arm64" : "linux/amd64");
+        Assert.Equal(4, foreign.ExitCode);
+        Assert.Matches(@"(?m)^platform:error the artifact is for linux/(arm64|amd64), but the engine at .* runs " + engine, foreign.Stdout);
+    }
+
+    [SkippableFact]
+    public void Rollout_refuses_host_access_the_config_does_not_allow_before_anything_starts()
+    {
+        var app = Unique.Name("hostaccess");
+        try
+        {
+            using var dir = new TempDir("compose-host-rollout");
+            dir.Write("docker-compose.yml", "services:\n  web:\n    image: appmodule/web:1.0\n    privileged: true\n");
+            DockerEngine.RequireImages();
+            var r = Run("ROLLOUT", app, dir.Path);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains("is privileged (privileged: true): host access \"privileged\" is refused", r.Stderr, StringComparison.Ordinal);
+            Assert.Equal(string.Empty, DockerEngine.Docker("ps", "-aq", "--filter", $"label=com.docker.compose.project={app}").Stdout.Trim());
+        }
+        finally
+        {
+            Run("PURGE", app);
+        }
     }
 
     [SkippableFact]

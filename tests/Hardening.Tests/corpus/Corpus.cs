@@ -366,12 +366,32 @@ public static class HostileArtifacts
             b => V(b, "x") with { Images = ArtifactParts.ImageEntries(b.Image, urlCurrent: "appmodule/no-such-base:0", sumsCurrent: new string('b', 64)), MetaData = ArtifactParts.Meta(b.App, [b.Image.Id, new string('b', 64)]) });
 
         // ------------------------------------------------ accepted by app, rejected by the docker-compose sub-module's ROLLOUT
-        Add("compose-mounts-host-root", Layer.SubModule, null, "mounts the host's root directory",
-            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(b.Compose(b.Image.Url) + "    volumes:\n      - /:/host\n") },
-            config: "forbid_host_root_mounts = true\n");
+        // The device's host-access policy (default: none allowed), at the pre-check REQS and again at ROLLOUT.
+        string Service(CorpusBase b, string extra) => b.Compose(b.Image.Url) + extra;
+        Add("compose-mounts-host-root", Layer.SubModule, null, "mounts the host's root directory (/)",
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(Service(b, "    volumes:\n      - /:/host\n")) });
         Add("compose-mounts-host-root-long-syntax", Layer.SubModule, null, "mounts the host's root directory",
-            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(b.Compose(b.Image.Url) + "    volumes:\n      - type: bind\n        source: /\n        target: /host\n") },
-            config: "forbid_host_root_mounts = true\n");
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(Service(b, "    volumes:\n      - type: bind\n        source: /\n        target: /host\n")) });
+        Add("compose-mounts-host-root-through-dotdot", Layer.SubModule, null, "mounts the host's root directory",
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(Service(b, "    volumes:\n      - /etc/..:/host\n")) });
+        Add("compose-mounts-docker-sock", Layer.SubModule, null, "mounts the engine socket or its directory /var/run/docker.sock",
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(Service(b, "    volumes:\n      - /var/run/docker.sock:/var/run/docker.sock\n")) });
+        Add("compose-mounts-run-directory", Layer.SubModule, null, "mounts the engine socket or its directory /run",
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(Service(b, "    volumes:\n      - /run:/hostrun\n")) });
+        Add("compose-mounts-containerd-sock", Layer.SubModule, null, "mounts the engine socket or its directory /run/containerd/containerd.sock",
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(Service(b, "    volumes:\n      - /run/containerd/containerd.sock:/c.sock\n")) });
+        Add("compose-privileged", Layer.SubModule, null, "is privileged (privileged: true): host access \"privileged\" is refused",
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(Service(b, "    privileged: true\n")) });
+        Add("compose-host-pid", Layer.SubModule, null, "shares the host's PID namespace (pid: host)",
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(Service(b, "    pid: host\n")) });
+        Add("compose-host-network", Layer.SubModule, null, "shares the host's network namespace (network_mode: host)",
+            b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(b.Compose(b.Image.Url).Replace("    ports:\n      - \"127.0.0.1:", "    network_mode: host\n    expose:\n      - \"", StringComparison.Ordinal).Replace(":8080\"", "\"", StringComparison.Ordinal)) });
+        Add("platform-arm64-artifact-on-an-amd64-engine", Layer.SubModule, null, "but the engine at",
+            b =>
+            {
+                var (id, bytes) = SyntheticImage.Bytes(b.Image.Url, "\"architecture\":\"arm64\",\"os\":\"linux\"");
+                return V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [id], platform: "linux/arm64"), Images = ArtifactParts.ImageEntries(b.Image.Url, id, bytes) };
+            });
         Add("compose-image-not-in-artifact", Layer.SubModule, null, "ROLLOUT never pulls",
             b => V(b, "x") with { Manifests = ArtifactParts.ComposeManifests(b.Compose("appmodule/not-in-artifact:6.6")) });
         return c;
