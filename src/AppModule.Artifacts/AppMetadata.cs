@@ -36,7 +36,7 @@ public sealed record AppMetadata(
         try { v = JsonValue.Parse(t); }
         catch (JsonException e)
         {
-            throw new ArtifactFormatException($"header/meta-data is not valid JSON ({OneLine(e.Message)}): regenerate the artifact with app-gen");
+            throw new ArtifactFormatException($"header/meta-data is not valid JSON ({AppModule.Core.RuntimeMessages.For(e)}): regenerate the artifact with app-gen");
         }
         if (v is JsonNull) return null;
         if (v is not JsonObject o)

@@ -246,7 +246,7 @@ public static class ImagesPayload
                 }
                 catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or FormatException or OverflowException)
                 {
-                    throw new ArtifactFormatException($"{source} cannot be read ({AppMetadata.OneLine(ex.Message)}): the artifact is damaged");
+                    throw new ArtifactFormatException($"{source} cannot be read ({AppModule.Core.RuntimeMessages.For(ex)}): the artifact is damaged");
                 }
             }
         }
@@ -343,13 +343,13 @@ public static class ManifestsPayload
                     }
                     catch (IOException ex) when (ex is not EndOfStreamException)
                     {
-                        throw new UnsafeArchiveEntryException($"{source}: entry \"{e.Name}\" cannot be created ({AppMetadata.OneLine(ex.Message)}): it clashes with an earlier entry (a file or link where a directory is needed), or the disk is full; rebuild the artifact or free space");
+                        throw new UnsafeArchiveEntryException($"{source}: entry \"{e.Name}\" cannot be created ({AppModule.Core.RuntimeMessages.For(ex)}): it clashes with an earlier entry (a file or link where a directory is needed), or the disk is full; rebuild the artifact or free space");
                     }
                 }
             }
             catch (Exception ex) when (ex is InvalidDataException or EndOfStreamException or FormatException or OverflowException)
             {
-                throw new ArtifactFormatException($"{source} cannot be read ({AppMetadata.OneLine(ex.Message)}): the artifact is damaged");
+                throw new ArtifactFormatException($"{source} cannot be read ({AppModule.Core.RuntimeMessages.For(ex)}): the artifact is damaged");
             }
         }
         return files;

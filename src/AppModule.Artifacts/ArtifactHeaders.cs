@@ -68,7 +68,7 @@ public sealed record HeaderInfo(
         }
         catch (JsonException e)
         {
-            throw new ArtifactFormatException($"{what} is not valid JSON ({AppMetadata.OneLine(e.Message)}): rebuild the artifact");
+            throw new ArtifactFormatException($"{what} is not valid JSON ({AppModule.Core.RuntimeMessages.For(e)}): rebuild the artifact");
         }
     }
 }

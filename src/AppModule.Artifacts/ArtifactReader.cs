@@ -55,7 +55,7 @@ public static partial class ArtifactReader
         try { fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous | FileOptions.SequentialScan); }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ArtifactException($"cannot open artifact {path}: {AppMetadata.OneLine(e.Message)}");
+            throw new ArtifactException($"cannot open artifact {path}: {AppModule.Core.RuntimeMessages.For(e)}");
         }
         await using (fs.ConfigureAwait(false))
             return await ReadAsync(fs, options, onFile, ct).ConfigureAwait(false);
@@ -181,7 +181,7 @@ public static partial class ArtifactReader
         catch (Exception ex) when (ex is InvalidDataException or FormatException or EndOfStreamException or OverflowException
             || ex.GetType().Namespace?.StartsWith("SharpCompress", StringComparison.Ordinal) == true)
         {
-            throw new ArtifactFormatException($"the artifact cannot be read ({AppMetadata.OneLine(ex.Message)}): it is damaged, truncated or not a Mender artifact");
+            throw new ArtifactFormatException($"the artifact cannot be read ({AppModule.Core.RuntimeMessages.For(ex)}): it is damaged, truncated or not a Mender artifact");
         }
         finally
         {

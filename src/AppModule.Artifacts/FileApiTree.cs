@@ -31,7 +31,7 @@ public static class FileApiTree
         }
         catch (System.Text.Json.JsonException e)
         {
-            throw new ArtifactFormatException($"header/meta-data is not valid JSON ({AppMetadata.OneLine(e.Message)}): regenerate the artifact with app-gen");
+            throw new ArtifactFormatException($"header/meta-data is not valid JSON ({AppModule.Core.RuntimeMessages.For(e)}): regenerate the artifact with app-gen");
         }
     }
 

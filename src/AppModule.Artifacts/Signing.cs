@@ -56,7 +56,7 @@ public sealed class ArtifactSigner : IDisposable
     }
 
     private static ArtifactSignatureException Bad(string source, Exception e) =>
-        new($"signing key {source} cannot be read ({AppMetadata.OneLine(e.Message)}): check that it is an unencrypted PEM private key");
+        new($"signing key {source} cannot be read ({AppModule.Core.RuntimeMessages.For(e)}): check that it is an unencrypted PEM private key");
 
     /// <summary>The content of manifest.sig for the given manifest bytes.</summary>
     public byte[] Sign(ReadOnlySpan<byte> manifest)
@@ -95,7 +95,7 @@ public sealed class ArtifactVerifier : IDisposable
         }
         catch (Exception e) when (e is CryptographicException or ArgumentException)
         {
-            throw new ArtifactSignatureException($"verification key {source} cannot be read ({AppMetadata.OneLine(e.Message)}): give a PEM public key (openssl rsa|ec -in key.pem -pubout)");
+            throw new ArtifactSignatureException($"verification key {source} cannot be read ({AppModule.Core.RuntimeMessages.For(e)}): give a PEM public key (openssl rsa|ec -in key.pem -pubout)");
         }
     }
 

@@ -1,4 +1,5 @@
 using AppModule.Artifacts;
+using AppModule.Core;
 using AppModule.Core.Install;
 using AppModule.Core.Store;
 using AppModule.Core.SubModules;
@@ -121,7 +122,7 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta) : IInsta
         }
         catch (Exception e) when (e is not OperationCanceledException and not InstallException)
         {
-            throw new InstallException("pre-check", image.UrlNew, $"cannot apply the {image.Kind.ToString().ToLowerInvariant()} against {image.UrlCurrent} ({e.Message}); nothing was stopped. Install an artifact with the full image instead");
+            throw new InstallException("pre-check", image.UrlNew, $"cannot apply the {image.Kind.ToString().ToLowerInvariant()} against {image.UrlCurrent} ({RuntimeMessages.For(e)}); nothing was stopped. Install an artifact with the full image instead");
         }
 
         var rebuilt = ImagesArchive.SavedImageOfFile(newPath, ct);
@@ -172,7 +173,7 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta) : IInsta
                 if (written != image.ImageSize)
                 {
                     throw new InstallException("LOAD", $"image {image.UrlNew}",
-                        $"the sub-module read {written} of {image.ImageSize} bytes of the image and still reported success ({writeError?.Message ?? "pipe closed early"}); its LOAD must read the whole file",
+                        $"the sub-module read {written} of {image.ImageSize} bytes of the image and still reported success ({(writeError is null ? "pipe closed early" : RuntimeMessages.For(writeError))}); its LOAD must read the whole file",
                         SubModuleRunner.Output(r));
                 }
 

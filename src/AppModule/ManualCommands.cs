@@ -77,6 +77,7 @@ public static class ManualCommands
                 if (failAt == state)
                 {
                     stdout.WriteLine($"    failed (--fail-at {state})");
+                    Log.Error($"{state} failed (--fail-at {state})");
                     return false;
                 }
 
@@ -87,7 +88,10 @@ public static class ManualCommands
                 }
                 catch (Exception e) when (e is not OperationCanceledException || !ct.IsCancellationRequested)
                 {
-                    stdout.WriteLine($"    failed: {e.Message}");
+                    // On stdout for the sequence, and on stderr as one sentence, as the client's deployment log would have it.
+                    var message = RuntimeMessages.For(e);
+                    stdout.WriteLine($"    failed: {message}");
+                    Log.Error($"{state} failed: {message}");
                     return false;
                 }
 
@@ -106,7 +110,9 @@ public static class ManualCommands
                 var rolledBack = await Run(ModuleState.ArtifactRollback).ConfigureAwait(false);
                 await Run(ModuleState.ArtifactFailure).ConfigureAwait(false);
                 await Run(ModuleState.Cleanup).ConfigureAwait(false);
-                stdout.WriteLine(rolledBack ? "result: failed, rolled back" : "result: failed, and the rollback failed too (the client would record <name>_INCONSISTENT)");
+                var result = rolledBack ? "result: failed, rolled back" : "result: failed, and the rollback failed too (the client would record <name>_INCONSISTENT)";
+                stdout.WriteLine(result);
+                Log.Error($"simulate {file}: {result["result: ".Length..]}");
                 return ExitCodes.Failed;
             }
 
@@ -114,6 +120,7 @@ public static class ManualCommands
             {
                 await Run(ModuleState.Cleanup).ConfigureAwait(false);
                 stdout.WriteLine("result: failed in Download, nothing changed");
+                Log.Error($"simulate {file}: failed in Download, nothing changed");
                 return ExitCodes.Failed;
             }
 
@@ -121,6 +128,7 @@ public static class ManualCommands
             {
                 await Run(ModuleState.Cleanup).ConfigureAwait(false);
                 stdout.WriteLine("result: failed, nothing changed");
+                Log.Error($"simulate {file}: failed, nothing changed");
                 return ExitCodes.Failed;
             }
 
@@ -147,6 +155,7 @@ public static class ManualCommands
                 await Run(ModuleState.ArtifactFailure).ConfigureAwait(false);
                 await Run(ModuleState.Cleanup).ConfigureAwait(false);
                 stdout.WriteLine("result: the rollback failed");
+                Log.Error($"simulate {file}: the rollback failed");
                 return ExitCodes.Failed;
             }
 

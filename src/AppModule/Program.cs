@@ -1,5 +1,6 @@
 using AppModule;
 using AppModule.Artifacts;
+using AppModule.Core;
 using AppModule.Core.Install;
 using AppModule.Core.Protocol;
 using AppModule.Core.Store;
@@ -21,9 +22,10 @@ using AppModule.Runtime;
 //   3    configuration error (/etc/mender/mender-app.conf, or $MENDER_APP_CONFIG)
 //   4    the artifact is invalid (meta-data, payload layout); nothing on the device was changed
 //   5    the persistent store cannot be read or written
-//   70   internal error (a bug: report it with the stderr output)
+//   70   internal error (a bug: report it with the stderr output; log_level = "debug" or APPMODULE_DEBUG=1 adds the stack trace)
 //   143  stopped by SIGTERM/SIGINT (children were stopped first; the store stays recoverable)
-// Every exception is mapped to these codes in one place: ExitCodes.For below.
+// Every exception is mapped to these codes in one place: ExitCodes.For below; its message to one sentence in
+// one place: RuntimeMessages.For (the runtime's own messages are bare resource keys in this AOT build).
 Log.Component = "app";
 using var shutdown = new ShutdownSignal();
 try
@@ -33,7 +35,13 @@ try
 catch (Exception e)
 {
     var code = ExitCodes.For(e, shutdown.Token);
-    Log.Error(code == ExitCodes.Internal ? $"internal error: {e}" : e.Message);
+    // One sentence (RuntimeMessages: never a bare resource key); the stack trace only with log_level debug or APPMODULE_DEBUG=1.
+    Log.Error(code == ExitCodes.Internal ? $"internal error: {RuntimeMessages.For(e)}; please report it with this output" : RuntimeMessages.For(e));
+    if (Log.Level >= LogLevel.Debug || Environment.GetEnvironmentVariable("APPMODULE_DEBUG") == "1")
+    {
+        Log.Error(e.ToString());
+    }
+
     return code;
 }
 
@@ -60,6 +68,7 @@ namespace AppModule
             StoreException => Store,
             InstallException => Failed,
             IOException or UnauthorizedAccessException => Failed,
+            OperationCanceledException or TimeoutException => Failed,
             _ => Internal,
         };
     }

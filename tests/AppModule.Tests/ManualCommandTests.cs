@@ -54,6 +54,35 @@ public class ManualCommandTests
     }
 
     [Fact]
+    public void Simulate_reports_a_refused_artifact_on_stderr_as_one_sentence_and_exits_non_zero_leaving_v1_running()
+    {
+        using var rig = new ModuleRig();
+        var app = Unique.Name("s");
+        var v1 = AppArtifacts.WriteMender(rig.Spec("r-v1", app, "services:\n  web:\n    image: web:1.0\n", rig.Image("web:1.0")), rig.Root);
+        Assert.Equal(0, rig.RunArgs("simulate", v1).ExitCode);
+
+        // meta-data lists no images although the payload carries one: an inconsistent artifact.
+        var lying = rig.Spec("r-v2", app, "services:\n  web:\n    image: web:2.0\n", rig.Image("web:2.0"));
+        var v2 = AppArtifacts.WriteMender(lying with { MetaDataJson = AppArtifacts.MetaData(lying).Replace($"\"images\":[\"{lying.Images[0].Id}\"]", "\"images\":[]", StringComparison.Ordinal) }, rig.Root);
+        var r = rig.RunArgs("simulate", v2);
+
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("result: failed, rolled back", r.Stdout);
+        Assert.Contains("app: error: ArtifactInstall failed: meta-data \"images\" is empty, but images.tar.gz carries 1 image(s) (web:2.0)", r.Stderr);
+        Assert.Contains("app: error: simulate ", r.Stderr);
+        Assert.DoesNotContain("   at ", r.Stderr);
+        Assert.Contains("image: web:1.0", rig.Running(app));
+        Assert.Contains("last-known-good: r-v1", rig.RunArgs("status").Stdout);
+
+        // A payload type other than app is refused by the reader before anything else.
+        var notApp = Path.Combine(rig.Root, "single-file.mender");
+        Cmd.Ok("mender-artifact", "write", "module-image", "-T", "single-file", "-n", "not-app", "-t", "test-device", "-f", v1, "-o", notApp, "--compression", "none");
+        var refused = rig.RunArgs("simulate", notApp);
+        Assert.Equal(4, refused.ExitCode);
+        Assert.Contains("the artifact's payload type is \"single-file\"", refused.Stderr);
+    }
+
+    [Fact]
     public void The_reference_KEY_VALUE_config_is_accepted_and_a_bad_config_names_the_file_and_the_fix()
     {
         using var dir = new TempDir();
