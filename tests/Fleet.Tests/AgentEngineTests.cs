@@ -176,6 +176,27 @@ public sealed class AgentEngineTests(AgentFixture fx) : IClassFixture<AgentFixtu
         await WaitFor(() => rig.Reports.Any(m => m.VersionNumber == "2.0"), "the 2.0 report");
     }
 
+    [SkippableFact]
+    public async Task A_command_re_sent_with_the_same_idempotency_key_is_answered_again_and_not_run_twice()
+    {
+        await using var rig = await StartAsync("1.0");
+        var cmd = new DockerCommandRequest("update_version", rig.Dir, "2.0") { IdempotencyKey = rig.App + ":2.0:1" };
+        var first = await rig.CallAsync(cmd);
+        Assert.Equal(new DockerCommandResponse(true, "Successfully updated to version 2.0"), first);
+        var container = Running(rig.App)[2];
+        var journal = rig.Store.Journal(rig.App).Count;
+
+        var again = await rig.CallAsync(cmd);
+
+        Assert.Equal(first, again);
+        Assert.Equal(container, Running(rig.App)[2]); // the same container: nothing was rolled out again
+        Assert.Equal(journal, rig.Store.Journal(rig.App).Count);
+        // a new attempt (a new key) is run
+        var third = await rig.CallAsync(cmd with { NewVersion = "1.0", IdempotencyKey = rig.App + ":1.0:2" });
+        Assert.True(third.Success, third.Message);
+        Assert.Equal($"{fx.Repo}:1.0|healthy", RunningImage(rig.App));
+    }
+
     [SkippableTheory]
     [InlineData("3.0")]
     [InlineData("4.0")]

@@ -1,3 +1,4 @@
+using Fleet.Core.Agent;
 using Fleet.Core.Security;
 using Fleet.Core.Wire;
 
@@ -28,6 +29,30 @@ public sealed class CommandSigningTests
         Assert.Contains("bad signature", v.Check(signer.Sign("svc2", Cmd, TimeSpan.FromSeconds(30))));
         Assert.Contains("bad signature", v.Check(new CommandSigner(CommandSigner.KeyFromText("another-key-of-enough-length", "t")).Sign("svc1", Cmd, TimeSpan.FromSeconds(30))));
         Assert.Contains("further ahead", v.Check(signer.Sign("svc1", Cmd, TimeSpan.FromHours(2))));
+    }
+
+    [Fact]
+    public void The_idempotency_key_is_covered_by_the_signature()
+    {
+        var v = new CommandVerifier(Key, "svc1", TimeSpan.FromMinutes(1));
+        var signer = new CommandSigner(Key);
+        var keyed = Cmd with { IdempotencyKey = "app1:2.1.0:1" };
+        Assert.Null(v.Check(signer.Sign("svc1", keyed, TimeSpan.FromSeconds(30))));
+        Assert.Contains("bad signature", v.Check(signer.Sign("svc1", keyed, TimeSpan.FromSeconds(30)) with { IdempotencyKey = "app1:2.1.0:2" }));
+        Assert.Contains("bad signature", v.Check(signer.Sign("svc1", keyed, TimeSpan.FromSeconds(30)) with { IdempotencyKey = null }));
+    }
+
+    [Fact]
+    public void The_agent_remembers_the_answers_to_its_last_keys_and_forgets_the_oldest_first()
+    {
+        var cache = new IdempotencyCache(capacity: 2);
+        cache.Add("a", new DockerCommandResponse(true, "A"));
+        cache.Add("b", new DockerCommandResponse(false, "B"));
+        cache.Add("c", new DockerCommandResponse(true, "C"));
+        Assert.False(cache.TryGet("a", out _));
+        Assert.True(cache.TryGet("b", out var b));
+        Assert.Equal(new DockerCommandResponse(false, "B"), b);
+        Assert.True(cache.TryGet("c", out _));
     }
 
     [Fact]

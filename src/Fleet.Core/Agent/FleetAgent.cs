@@ -24,6 +24,7 @@ public sealed class FleetAgent
     private readonly ImagePuller _puller;
     private readonly CommandVerifier? _verifier;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new();
+    private readonly IdempotencyCache _done = new();
 
     public FleetAgent(AgentConfig cfg, IFleetBus bus)
     {
@@ -129,6 +130,11 @@ public sealed class FleetAgent
         await gate.WaitAsync(ct);
         try
         {
+            if (req.IdempotencyKey is { } seen && _done.TryGet(seen, out var answer))
+            {
+                Log.Info($"command {req.Command} {app.Name}: idempotency key {seen} already run; answered again, not run twice");
+                return answer;
+            }
             Log.Info($"command {req.Command} {app.Name}{(req.NewVersion is null ? "" : " " + req.NewVersion)}{(req.Service is null ? "" : " service " + req.Service)}");
             var resp = req.Command switch
             {
@@ -149,6 +155,7 @@ public sealed class FleetAgent
                 _ => new DockerCommandResponse(false, $"unknown command '{req.Command}'; supported: update_version, down, restart, update"),
             };
             Log.Write(resp.Success ? LogLevel.Info : LogLevel.Warning, $"command {req.Command} {app.Name}: {resp.Message}");
+            if (req.IdempotencyKey is { } key) _done.Add(key, resp);
             return resp;
         }
         finally { gate.Release(); }
