@@ -57,7 +57,7 @@ public abstract class SubModuleConformance<TFixture> : IClassFixture<TFixture>
 
     protected TestApp NewApp(string prefix = "conf")
     {
-        Skip.If(Fixture.Unavailable is not null, Fixture.Unavailable);
+        Requires.Component(Fixture.Name, Fixture.Unavailable);
         return new TestApp(Fixture, prefix);
     }
 
@@ -84,7 +84,7 @@ public abstract class SubModuleConformance<TFixture> : IClassFixture<TFixture>
     }
 
     private void RequireFeature(OrchestratorFeatures feature) =>
-        Skip.IfNot(Fixture.Features.HasFlag(feature), $"{Fixture.Name} does not support {feature}");
+        Requires.Applicable(Fixture.Features.HasFlag(feature), $"{Fixture.Name} does not support {feature}");
 
     private ServiceObservation Running(TestApp app, string service)
     {
@@ -108,7 +108,7 @@ public abstract class SubModuleConformance<TFixture> : IClassFixture<TFixture>
     [SkippableFact]
     public void Reqs_prints_one_line_per_requirement_and_succeeds_on_this_machine()
     {
-        Skip.If(Fixture.Unavailable is not null, Fixture.Unavailable);
+        Requires.Component(Fixture.Name, Fixture.Unavailable);
         var r = CallOk("REQS");
         var lines = r.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.NotEmpty(lines);
@@ -119,7 +119,7 @@ public abstract class SubModuleConformance<TFixture> : IClassFixture<TFixture>
     [SkippableFact]
     public void An_unknown_call_or_missing_arguments_are_usage_errors()
     {
-        Skip.If(Fixture.Unavailable is not null, Fixture.Unavailable);
+        Requires.Component(Fixture.Name, Fixture.Unavailable);
         CallFails(2, "FROBNICATE", "x");
         CallFails(2, "ROLLOUT", "only-the-app");
         CallFails(2);

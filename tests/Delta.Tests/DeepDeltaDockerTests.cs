@@ -16,22 +16,6 @@ public sealed class DeepDeltaDockerTests
         RUN busybox seq 7 50000 > /d3
         """;
 
-    private static bool EngineReady()
-    {
-        if (!Tools.Has(Tools.Docker) || !Tools.Has(Tools.Xdelta3))
-        {
-            return false;
-        }
-        try
-        {
-            Tools.Run(Tools.Docker, "image", "inspect", "appmodule/busybox:base");
-            return true;
-        }
-        catch (InvalidOperationException)
-        {
-            return false;
-        }
-    }
 
     private sealed class Images : IDisposable
     {
@@ -86,7 +70,7 @@ public sealed class DeepDeltaDockerTests
 
     private static void RoundTrip(string newDockerfile)
     {
-        Skip.IfNot(EngineReady(), "docker engine, test images or xdelta3 not available");
+        Tools.RequireEngine();
         using var dir = new TempDir("deep");
         using var images = new Images();
         string cur = images.Build("cur", Current, dir);
@@ -121,7 +105,7 @@ public sealed class DeepDeltaDockerTests
     [InlineData("none")]
     public void Whole_image_xdelta3_delta_applies_to_a_fresh_save_and_loads_with_the_new_image_id(string? secondary)
     {
-        Skip.IfNot(EngineReady(), "docker engine, test images or xdelta3 not available");
+        Tools.RequireEngine();
         using var dir = new TempDir("whole");
         using var images = new Images();
         string cur = images.Build("cur", Current, dir);
@@ -185,7 +169,8 @@ public sealed class DeepDeltaDockerTests
     [InlineData(false, true)]
     public void Oci_layout_from_skopeo_is_reconstructed_and_loads_with_the_new_image_id(bool positional, bool baseFromDockerSave)
     {
-        Skip.IfNot(EngineReady() && Tools.Has("/usr/bin/skopeo"), "docker engine, skopeo or xdelta3 not available");
+        Tools.RequireEngine();
+        Requires.Program("skopeo", "skopeo", "`apt-get install skopeo` (build/deps.sh does it)");
         using var dir = new TempDir("oci");
         using var images = new Images();
         string cur = images.Build("cur", Current, dir);
@@ -224,7 +209,7 @@ public sealed class DeepDeltaDockerTests
     [SkippableFact]
     public void Missing_base_layer_and_corrupted_delta_fail_clearly_and_nothing_is_loaded()
     {
-        Skip.IfNot(EngineReady(), "docker engine, test images or xdelta3 not available");
+        Tools.RequireEngine();
         using var dir = new TempDir("deepbad");
         using var images = new Images();
         string cur = images.Build("cur", Current, dir);

@@ -106,7 +106,7 @@ public sealed class DeepDeltaPayloadTests : IClassFixture<DeepDeltaPayloadTests.
     [SkippableFact]
     public void Reconstruction_writes_every_layer_and_drops_the_delta_files()
     {
-        Skip.IfNot(_f.Available, "xdelta3 not installed");
+        Tools.RequireXdelta3();
         var output = new MemoryStream();
         var plan = DeepDelta.Reconstruct(new MemoryStream(_f.Payload), _f.Open, output, null, CancellationToken.None);
         Assert.Equal(2, plan.RequiredBaseDigests.Count);
@@ -120,7 +120,7 @@ public sealed class DeepDeltaPayloadTests : IClassFixture<DeepDeltaPayloadTests.
     [SkippableFact]
     public void A_missing_checksum_file_is_named_in_the_error()
     {
-        Skip.IfNot(_f.Available, "xdelta3 not installed");
+        Tools.RequireXdelta3();
         var payload = Build(_f.Members.Where(m => !m.Name.EndsWith(".new.sha256sum")));
         var e = Assert.Throws<DeltaFormatException>(() => DeepDelta.Inspect(new MemoryStream(payload), CancellationToken.None));
         Assert.Contains("layer.tar.new.sha256sum", e.Message);
@@ -129,7 +129,7 @@ public sealed class DeepDeltaPayloadTests : IClassFixture<DeepDeltaPayloadTests.
     [SkippableFact]
     public void A_manifest_layer_that_is_neither_shipped_nor_referenced_is_an_error()
     {
-        Skip.IfNot(_f.Available, "xdelta3 not installed");
+        Tools.RequireXdelta3();
         var payload = Build(_f.Members.Where(m => !m.Name.EndsWith("layer.tar.sha256sum")));
         var e = Assert.Throws<DeltaFormatException>(() => DeepDelta.Inspect(new MemoryStream(payload), CancellationToken.None));
         Assert.Contains(new string('b', 64) + "/layer.tar", e.Message);
@@ -138,7 +138,7 @@ public sealed class DeepDeltaPayloadTests : IClassFixture<DeepDeltaPayloadTests.
     [SkippableFact]
     public void A_wrong_expected_digest_names_the_layer()
     {
-        Skip.IfNot(_f.Available, "xdelta3 not installed");
+        Tools.RequireXdelta3();
         var members = _f.Members.Select(m => m.Name.EndsWith(".new.sha256sum") ? (m.Name, Encoding.ASCII.GetBytes(new string('0', 64))) : m);
         var e = Assert.Throws<DeltaFormatException>(() => DeepDelta.Reconstruct(new MemoryStream(Build(members)), _f.Open, Stream.Null, null, CancellationToken.None));
         Assert.Contains(new string('a', 64) + "/layer.tar", e.Message);
@@ -148,7 +148,7 @@ public sealed class DeepDeltaPayloadTests : IClassFixture<DeepDeltaPayloadTests.
     [SkippableFact]
     public void Mutated_payloads_fail_only_with_DeltaFormatException()
     {
-        Skip.IfNot(_f.Available, "xdelta3 not installed");
+        Tools.RequireXdelta3();
         Gen.Select(Gen.Int[0, _f.Payload.Length - 1], Gen.Byte[1, 255], Gen.Int[1, 6], Gen.Bool).Sample((at, x, count, truncate) =>
         {
             byte[] p = (byte[])_f.Payload.Clone();

@@ -10,6 +10,16 @@ internal static class Tools
 
     public static bool Has(string path) => File.Exists(path);
 
+    /// <summary>xdelta3 must be on PATH (<see cref="Requires"/>: skips locally, fails on CI).</summary>
+    public static void RequireXdelta3() => Requires.Program("xdelta3", "xdelta3", "`apt-get install xdelta3` (build/deps.sh does it)");
+
+    /// <summary>The engine with the test images, and xdelta3.</summary>
+    public static void RequireEngine()
+    {
+        RequireXdelta3();
+        DockerEngine.RequireImages();
+    }
+
     public static string Run(string exe, params string[] args) => RunIn(null, exe, args);
 
     public static string RunIn(string? cwd, string exe, params string[] args)

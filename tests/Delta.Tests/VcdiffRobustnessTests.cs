@@ -99,7 +99,7 @@ public sealed class VcdiffRobustnessTests : IClassFixture<VcdiffRobustnessTests.
     [SkippableFact]
     public void Mutated_xdelta3_deltas_fail_only_with_DeltaFormatException_and_stay_bounded()
     {
-        Skip.If(_samples.Deltas.Count == 0, "xdelta3 not installed");
+        Tools.RequireXdelta3();
         var mutation = Gen.Select(Gen.Int[0, _samples.Deltas.Count - 1], Gen.Int[0, 3], Gen.Int[0, int.MaxValue], Gen.Byte, Gen.Int[1, 8]);
         mutation.Sample((which, kind, at, value, count) =>
         {
@@ -128,7 +128,7 @@ public sealed class VcdiffRobustnessTests : IClassFixture<VcdiffRobustnessTests.
     [SkippableFact]
     public void Fuzzing_every_single_byte_of_real_deltas_terminates_with_success_or_DeltaFormatException()
     {
-        Skip.If(_samples.Deltas.Count == 0, "xdelta3 not installed");
+        Tools.RequireXdelta3();
         foreach (var original in _samples.Deltas)
         {
             for (int i = 0; i < original.Length; i++)
@@ -146,7 +146,7 @@ public sealed class VcdiffRobustnessTests : IClassFixture<VcdiffRobustnessTests.
     [SkippableFact]
     public void Unmutated_samples_decode_to_the_target()
     {
-        Skip.If(_samples.Deltas.Count == 0, "xdelta3 not installed");
+        Tools.RequireXdelta3();
         for (int i = 0; i < _samples.Deltas.Count; i++)
         {
             var output = new MemoryStream();

@@ -81,7 +81,7 @@ public sealed class VcdiffXdelta3Tests
     [MemberData(nameof(Secondaries))]
     public void Decodes_random_data_with_inserts_deletes_and_moves(string? secondary)
     {
-        Skip.IfNot(Tools.Has(Tools.Xdelta3), "xdelta3 not installed");
+        Tools.RequireXdelta3();
         var b = Random(1, 300_000);
         AssertRoundTrip(b, Edit(b, 7), secondary);
     }
@@ -90,7 +90,7 @@ public sealed class VcdiffXdelta3Tests
     [MemberData(nameof(Secondaries))]
     public void Decodes_compressible_data_with_edits(string? secondary)
     {
-        Skip.IfNot(Tools.Has(Tools.Xdelta3), "xdelta3 not installed");
+        Tools.RequireXdelta3();
         var b = Compressible(2, 400_000);
         var r = AssertRoundTrip(b, Compressible(3, 200_000).Concat(Edit(b, 9)).ToArray(), secondary);
         if (secondary != "none")
@@ -106,7 +106,7 @@ public sealed class VcdiffXdelta3Tests
     [InlineData("djw")]
     public void Decodes_multi_window_deltas_over_8_MiB(string? secondary)
     {
-        Skip.IfNot(Tools.Has(Tools.Xdelta3), "xdelta3 not installed");
+        Tools.RequireXdelta3();
         var b = Compressible(4, 12_000_000);
         var t = Edit(b, 11).Concat(Compressible(5, 5_000_000)).ToArray();
         var r = AssertRoundTrip(b, t, secondary);
@@ -116,7 +116,7 @@ public sealed class VcdiffXdelta3Tests
     [SkippableFact]
     public void Multi_window_fgk_deltas_decode_exactly_when_xdelta3_itself_can_decode_them()
     {
-        Skip.IfNot(Tools.Has(Tools.Xdelta3), "xdelta3 not installed");
+        Tools.RequireXdelta3();
         using var dir = new TempDir("fgk");
         var b = Compressible(4, 12_000_000);
         var t = Edit(b, 11).Concat(Compressible(5, 5_000_000)).ToArray();
@@ -155,7 +155,7 @@ public sealed class VcdiffXdelta3Tests
     [InlineData(200, 50_000)]
     public void Decodes_empty_and_size_mismatched_inputs(int baseSize, int targetSize)
     {
-        Skip.IfNot(Tools.Has(Tools.Xdelta3), "xdelta3 not installed");
+        Tools.RequireXdelta3();
         var b = Random(21, baseSize);
         var t = targetSize <= baseSize ? b[..targetSize] : b.Concat(Random(22, targetSize - baseSize)).ToArray();
         AssertRoundTrip(b, t, null);
@@ -165,7 +165,7 @@ public sealed class VcdiffXdelta3Tests
     [SkippableFact]
     public void Refuses_a_delta_that_xdelta3_made_on_externally_decompressed_gzip_input()
     {
-        Skip.IfNot(Tools.Has(Tools.Xdelta3) && Tools.Has("/usr/bin/gzip"), "xdelta3 or gzip not installed");
+        Tools.RequireXdelta3();
         using var dir = new TempDir("gz");
         var b = Compressible(31, 100_000);
         File.WriteAllBytes(dir["b"], b);
@@ -190,7 +190,7 @@ public sealed class VcdiffXdelta3Tests
     [SkippableFact]
     public void Decodes_a_delta_made_without_a_source()
     {
-        Skip.IfNot(Tools.Has(Tools.Xdelta3), "xdelta3 not installed");
+        Tools.RequireXdelta3();
         using var dir = new TempDir("nosrc");
         var t = Compressible(6, 100_000);
         File.WriteAllBytes(dir["target"], t);

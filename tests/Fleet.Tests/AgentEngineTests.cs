@@ -34,8 +34,10 @@ public sealed class AgentFixture : IDisposable
 /// <summary>The agent against the real engine, driven over RPC on a real redis-server: every change goes through the
 /// install engine, its store and the published docker-compose sub-module (as `app` installs), so the tests check
 /// the store as well as the containers.</summary>
-public sealed class AgentEngineTests(AgentFixture fx) : IClassFixture<AgentFixture>
+public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFixture<Deferred<AgentFixture>>
 {
+    private AgentFixture fx => deferred.Value;
+
     private const string Key = "agent-test-shared-key-0123456789";
 
     internal sealed class Rig : IAsyncDisposable
@@ -115,7 +117,7 @@ public sealed class AgentEngineTests(AgentFixture fx) : IClassFixture<AgentFixtu
     /// <summary>The app runs <paramref name="tag"/>, brought up by hand from its directory (as before any agent), then the agent starts.</summary>
     internal async Task<Rig> StartAsync(string tag, byte[]? hmac = null)
     {
-        Skip.IfNot(File.Exists(Repo.Binary("docker-compose")), $"the published docker-compose sub-module is missing in {Repo.BinDir}: run build/publish.sh");
+        Requires.Component("published docker-compose sub-module", File.Exists(Path.Combine(Repo.BinDir, "docker-compose")), $"it is missing in {Repo.BinDir}: run build/publish.sh");
         var id = Guid.NewGuid().ToString("N")[..8];
         var app = "fleetagent" + id;
         var dir = Directory.CreateTempSubdirectory("fleet-agent-").FullName;

@@ -6,8 +6,10 @@ namespace Fleet.Tests;
 
 /// <summary>The published fleet-updater and fleet-agent (Native AOT) working together over a real redis-server,
 /// against a real docker-registry, engine and the docker-compose sub-module.</summary>
-public sealed class ExecutableTests(AgentFixture fx) : IClassFixture<AgentFixture>
+public sealed class ExecutableTests(Deferred<AgentFixture> deferred) : IClassFixture<Deferred<AgentFixture>>
 {
+    private AgentFixture fx => deferred.Value;
+
     private const string Key = "exe-test-shared-key-0123456789abcdef";
 
     private sealed class Running(Process p, StringBuilder err) : IDisposable

@@ -19,8 +19,10 @@ public sealed class FleetFixture : IDisposable
 
 /// <summary>A simulated fleet on a real redis-server and docker-registry: device services that answer
 /// update_version by republishing the new version, as seed 001's service does.</summary>
-public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetFixture>
+public sealed class FleetSimulationTests(Deferred<FleetFixture> deferred) : IClassFixture<Deferred<FleetFixture>>
 {
+    private FleetFixture fx => deferred.Value;
+
     private sealed record Sim(FleetUpdater Updater, RedisFleetBus Bus, ConcurrentQueue<(string App, DockerCommandRequest Req)> Calls,
         ConcurrentQueue<Decision> Decisions, string Channel, CancellationTokenSource Cts, List<Task> Tasks);
 
@@ -82,7 +84,7 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
         Assert.True(cond(), "timed out waiting until " + what);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Only_listed_apps_are_updated_to_exactly_their_target_once_and_missing_targets_are_refused()
     {
         var targets = new Dictionary<string, string?>();
@@ -121,7 +123,7 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
         Assert.Equal(expectedUpdates, s.Updater.Metrics.Get("fleet_rpc_total", "outcome=\"success\""));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task An_unreachable_agent_times_out_cleanly_and_its_request_is_retracted()
     {
         var s = await StartAsync(new() { ["lonely"] = "2.0" }, agents: [], rpcTimeout: TimeSpan.FromMilliseconds(800));
@@ -140,7 +142,7 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
         Assert.Equal("timeout", fx.Redis.Cli("HGET", s.Updater.State!.Options.CommandKey("lonely"), "status"));
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Start_up_validation_reports_each_target_and_a_bad_report_is_dropped_with_a_reason()
     {
         var s = await StartAsync(new() { ["a1"] = "2.0", ["a2"] = "7.7", ["a3"] = ">=1.1,<2" }, agents: []);
@@ -153,7 +155,7 @@ public sealed class FleetSimulationTests(FleetFixture fx) : IClassFixture<FleetF
         await StopAsync(s);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task Signed_commands_are_accepted_by_a_verifying_agent()
     {
         const string key = "0123456789abcdef0123456789abcdef";

@@ -80,7 +80,7 @@ public sealed class RegistryTokenAuthTests : IDisposable
         return signingInput + "." + B64(sig);
     }
 
-    [Fact]
+    [SkippableFact]
     public async Task A_token_registry_is_answered_from_its_Bearer_challenge_and_the_token_is_reused_until_expiry()
     {
         var ct = new CancellationTokenSource(TimeSpan.FromMinutes(1)).Token;

@@ -22,7 +22,7 @@ public sealed class StoreWriteFaultTests(ITestOutputHelper output)
     [InlineData("Cleanup")]
     public void A_SIGKILL_before_each_store_rename_of_a_state_leaves_a_device_that_answers_and_updates(string state)
     {
-        Skip.IfNot(Environment.GetEnvironmentVariable("HARDENING_FAULTS") == "1", "the store-write faults run in `make test-faults` (HARDENING_FAULTS=1)");
+        Requires.Applicable(Environment.GetEnvironmentVariable("HARDENING_FAULTS") == "1", "the store-write faults run in `make test-faults` (HARDENING_FAULTS=1)");
         using var rig = new DeviceRig();
         rig.InstallV1();
         var current = ("v1", rig.V1);

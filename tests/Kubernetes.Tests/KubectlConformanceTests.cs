@@ -47,7 +47,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // kind (kubernetes/pkg/registry/*/storage: ShortNames(), Categories()), listed by `kubectl
     // api-resources` on any cluster; `all` is the category kubectl expands for `get all`
     // (https://kubernetes.io/docs/reference/kubectl/quick-reference/, "Viewing and finding resources").
-    [Fact]
+    [SkippableFact]
     public void Discovery_lists_short_names_and_categories_so_ns_deploy_cm_pvc_and_all_work()
     {
         var resources = KubectlFixture.Table(fx.Ok("api-resources"));
@@ -95,7 +95,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // --force-conflicts takes the field over; an unchanged re-apply shares ownership
     // (https://kubernetes.io/docs/reference/using-api/server-side-apply/#conflicts). The message is
     // the apiserver's (k8s.io/apimachinery/pkg/util/managedfields/internal/conflict.go, getConflictMessage).
-    [Fact]
+    [SkippableFact]
     public void Server_side_apply_reports_a_conflict_with_the_other_field_manager_unless_forced()
     {
         var n = Ns();
@@ -119,7 +119,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // GET returns the stored object with the server-set metadata (API reference, ObjectMeta: uid,
     // resourceVersion, generation, creationTimestamp are "populated by the system"); -o yaml and
     // -o json show the same object; a list carries its items.
-    [Fact]
+    [SkippableFact]
     public void Get_as_json_and_yaml_returns_the_object_with_the_metadata_the_server_sets()
     {
         var n = Ns();
@@ -155,7 +155,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // deploymentColumnDefinitions, podColumnDefinitions, persistentVolumeClaimColumnDefinitions,
     // configMapColumnDefinitions); a crash-looping container makes the pod's STATUS CrashLoopBackOff
     // and RESTARTS "<n> (<age> ago)" (printPod).
-    [Fact]
+    [SkippableFact]
     public void Get_prints_the_server_side_table_with_ready_status_and_restarts_columns()
     {
         var n = Ns();
@@ -199,7 +199,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // subresource "scale" and, without a fieldManager, the manager named by the User-Agent prefix
     // (k8s.io/apiserver/pkg/endpoints/handlers/create.go, managerOrUserAgent); a later apply of another
     // replica count conflicts with it (server-side-apply docs, "Conflicts").
-    [Fact]
+    [SkippableFact]
     public void Scale_goes_through_the_scale_subresource_and_the_scaler_then_owns_the_replicas()
     {
         var n = Ns();
@@ -226,7 +226,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // spec.replicas for the observed generation, printing the reason it waits
     // (k8s.io/kubectl/pkg/polymorphichelpers/rollout_status.go, DeploymentStatusViewer), and gives up
     // with "timed out waiting for the condition" after --timeout.
-    [Fact]
+    [SkippableFact]
     public void Rollout_status_waits_through_a_watch_until_the_deployment_is_available()
     {
         var n = Ns();
@@ -259,7 +259,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // Cascading deletion (https://kubernetes.io/docs/tasks/administer-cluster/use-cascading-deletion/):
     // background (kubectl's default) and foreground delete the dependents (pods); orphan leaves them,
     // with the owner reference removed by the garbage collector.
-    [Fact]
+    [SkippableFact]
     public void Delete_propagates_to_the_pods_unless_the_cascade_is_orphan()
     {
         var n = Ns();
@@ -282,7 +282,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // (https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors);
     // field selectors on metadata.name, which every kind supports, and a refused unknown field
     // (https://kubernetes.io/docs/concepts/overview/working-with-objects/field-selectors/).
-    [Fact]
+    [SkippableFact]
     public void Label_and_field_selectors_choose_the_objects_as_the_api_does()
     {
         var n = Ns();
@@ -307,7 +307,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // Namespaces (https://kubernetes.io/docs/concepts/overview/working-with-objects/namespaces/):
     // objects cannot be created in a namespace that does not exist (404 NotFound naming the
     // namespace); -A lists across namespaces; deleting a namespace deletes everything in it.
-    [Fact]
+    [SkippableFact]
     public void Namespaces_must_exist_hold_their_objects_and_take_them_when_deleted()
     {
         var missing = _ns + "-missing";
@@ -325,7 +325,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // StatefulSet claims: the controller creates <template>-<set>-<ordinal> PVCs, and with the default
     // persistentVolumeClaimRetentionPolicy (whenDeleted: Retain) they survive the StatefulSet
     // (https://kubernetes.io/docs/concepts/workloads/controllers/statefulset/#persistentvolumeclaim-retention).
-    [Fact]
+    [SkippableFact]
     public void Claims_of_a_stateful_set_are_retained_when_the_set_is_deleted()
     {
         var n = Ns();
@@ -362,7 +362,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // factory_client_access.go, Validator; https://kubernetes.io/docs/reference/using-api/api-concepts/#field-validation).
     // An unknown field is refused: on create by the strict decoder (400), on server-side apply while
     // typing the patch ("field not declared in schema", a 500: kubernetes/kubernetes#122480).
-    [Fact]
+    [SkippableFact]
     public void Validation_works_without_validate_false_and_unknown_fields_are_refused()
     {
         var n = Ns();
@@ -381,7 +381,7 @@ public sealed class KubectlConformanceTests(KubectlFixture fx) : IDisposable
     // true and the server refuses it: server-side apply fails typing the patch (500, "expected string",
     // kubernetes/kubernetes#139253), create fails decoding ("cannot unmarshal bool ... of type string").
     // Quoted, it is the string "yes".
-    [Fact]
+    [SkippableFact]
     public void A_configmap_value_yes_unquoted_is_a_boolean_and_refused_quoted_it_is_a_string()
     {
         var n = Ns();

@@ -12,14 +12,17 @@ public sealed partial class KubectlFixture : IDisposable
 {
     public KubectlFixture()
     {
-        Kubectl = new[] { Environment.GetEnvironmentVariable("KUBECTL"), "/usr/bin/kubectl", "/usr/local/bin/kubectl" }
-            .FirstOrDefault(p => !string.IsNullOrEmpty(p) && File.Exists(p))
-            ?? throw new InvalidOperationException("kubectl is not installed: run build/deps.sh (it installs the kubectl package), or set KUBECTL to its path");
+        var kubectl = Environment.GetEnvironmentVariable("KUBECTL") is { Length: > 0 } set && File.Exists(set) ? set : Requires.Which("kubectl");
+        Unavailable = kubectl is null ? "`kubectl` is not on PATH: run build/deps.sh (it installs the kubectl package), or set KUBECTL to its path" : null;
+        Kubectl = kubectl ?? "kubectl";
         Api = FakeKubeApiServer.StartAsync(https: true).GetAwaiter().GetResult();
         KubeConfig = Api.WriteKubeConfig(Dir.File("kubeconfig"));
     }
 
     public string Kubectl { get; }
+
+    /// <summary>Why kubectl cannot be run here, or null; <see cref="Run"/> hands it to <see cref="Requires"/>.</summary>
+    public string? Unavailable { get; }
 
     public TempDir Dir { get; } = new("kubectl-conformance");
 
@@ -30,6 +33,7 @@ public sealed partial class KubectlFixture : IDisposable
     /// <summary>Runs kubectl against the fake (its kubeconfig, a private cache and HOME, no colour, no plugins).</summary>
     public CmdResult Run(params string[] args)
     {
+        Requires.Component("kubectl", Unavailable);
         var env = new Dictionary<string, string?>
         {
             ["KUBECONFIG"] = KubeConfig, ["KUBECACHEDIR"] = Dir.Dir("cache"), ["HOME"] = Dir.Dir("home"),

@@ -36,7 +36,7 @@ public sealed class Arm64Tests : IClassFixture<Arm64Tests.Arm64Root>
 
     internal void Require()
     {
-        Skip.IfNot(File.Exists("/usr/bin/qemu-aarch64-static"), "qemu-user-static is not installed: `apt-get install qemu-user-static` (make test does)");
+        Requires.Program("qemu-user-static", "qemu-aarch64-static", "`apt-get install qemu-user-static` (build/deps.sh does it)");
         Assert.Null(_root.Problem);
     }
 

@@ -16,9 +16,9 @@ public sealed class ContainerdServer : IDisposable
 
     public ContainerdServer()
     {
-        if (!File.Exists("/usr/bin/containerd") || !File.Exists("/usr/bin/ctr"))
+        if (Requires.Which("containerd") is not { } containerd || Requires.Which("ctr") is not { } ctr)
         {
-            Unavailable = "containerd is not installed: `apt-get install containerd` (make test does it)";
+            Unavailable = "`containerd` or `ctr` is not on PATH: `apt-get install containerd` (build/deps.sh does it)";
             _dir = new TempDir("ctrd");
             return;
         }
@@ -40,7 +40,8 @@ public sealed class ContainerdServer : IDisposable
             [metrics]
               address = ""
             """);
-        var psi = new ProcessStartInfo("/usr/bin/containerd") { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        CtrPath = ctr;
+        var psi = new ProcessStartInfo(containerd) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         psi.ArgumentList.Add("--config");
         psi.ArgumentList.Add(config);
         _process = Process.Start(psi)!;
@@ -57,7 +58,7 @@ public sealed class ContainerdServer : IDisposable
                 break;
             }
 
-            if (File.Exists(Address) && Cmd.Run("/usr/bin/ctr", ["--address", Address, "version"], timeout: TimeSpan.FromSeconds(10)).ExitCode == 0)
+            if (File.Exists(Address) && Cmd.Run(CtrPath, ["--address", Address, "version"], timeout: TimeSpan.FromSeconds(10)).ExitCode == 0)
             {
                 return;
             }
@@ -80,11 +81,14 @@ public sealed class ContainerdServer : IDisposable
     /// <summary>The socket, for <c>ctr --address</c> / the k8s sub-module's containerd_address.</summary>
     public string Address { get; } = string.Empty;
 
-    public void Require() => Skip.If(Unavailable is not null, Unavailable);
+    /// <summary>The ctr client next to the containerd that was found.</summary>
+    public string CtrPath { get; } = "ctr";
+
+    public void Require() => Requires.Component("containerd", Unavailable);
 
     /// <summary>Runs ctr against this containerd in namespace <paramref name="ns"/>.</summary>
     public CmdResult Ctr(string ns, params string[] args) =>
-        Cmd.Run("/usr/bin/ctr", new[] { "--address", Address, "--namespace", ns }.Concat(args), timeout: TimeSpan.FromMinutes(3));
+        Cmd.Run(CtrPath, new[] { "--address", Address, "--namespace", ns }.Concat(args), timeout: TimeSpan.FromMinutes(3));
 
     public string CtrOk(string ns, params string[] args)
     {

@@ -14,11 +14,8 @@ public static class DockerEngine
 
     public static string Host { get; } = Environment.GetEnvironmentVariable("DOCKER_HOST") is { Length: > 0 } h ? h : "unix:///var/run/docker.sock";
 
-    /// <summary>Skips the test with the reason and the fix when no engine answers.</summary>
-    public static void Require()
-    {
-        Skip.If(Unavailable.Value is not null, Unavailable.Value);
-    }
+    /// <summary>An engine must answer (<see cref="Requires"/>: skips locally, fails on CI, naming the fix).</summary>
+    public static void Require() => Requires.Component("Docker engine", Unavailable.Value);
 
     /// <summary>Requires the engine and the test images (appmodule/web:1.0, :2.0, :nohealth, :exits, :unhealthy).</summary>
     public static void RequireImages()

@@ -35,13 +35,13 @@ public sealed class MenderClient : IDisposable
     /// <summary>Extra environment for the client, which passes it unchanged to the modules.</summary>
     public Dictionary<string, string?> Environment { get; } = new();
 
-    /// <summary>Skips the test when the client or namespaces are unavailable, naming the fix.</summary>
+    /// <summary>The client (on PATH), mount namespaces and the client's directories must be there (<see cref="Requires"/>).</summary>
     public static void Require()
     {
-        Skip.IfNot(File.Exists("/usr/bin/mender"), "mender-client is not installed: `apt-get install mender-client` (make test does it)");
+        Requires.Program("Mender client", "mender", "`apt-get install mender-client` (build/deps.sh does it)");
         var probe = Cmd.Run("unshare", ["--mount", "--propagation", "private", "true"]);
-        Skip.If(probe.ExitCode != 0, "cannot create a mount namespace (needs root with CAP_SYS_ADMIN): " + probe.Stderr.Trim());
-        Skip.IfNot(Directory.Exists("/usr/share/mender/modules/v3") && Directory.Exists("/etc/mender"), "mender-client's directories are missing: reinstall mender-client");
+        Requires.Component("mount namespaces", probe.ExitCode == 0, "cannot create one (the Mender client tests need root with CAP_SYS_ADMIN): " + probe.Stderr.Trim());
+        Requires.Component("Mender client", Directory.Exists("/usr/share/mender/modules/v3") && Directory.Exists("/etc/mender"), "/usr/share/mender/modules/v3 or /etc/mender is missing: reinstall mender-client");
     }
 
     /// <summary>Installs an Update Module under <paramref name="payloadType"/> (a symlink to <paramref name="executable"/>).</summary>

@@ -18,12 +18,12 @@ public sealed class PrivateDockerd : IDisposable
     public PrivateDockerd(int? dataRootMiB = null)
     {
         DockerEngine.Require();
-        Skip.IfNot(Environment.UserName == "root", "a private dockerd needs root (make test runs as root)");
+        Requires.Component("root privileges", Environment.UserName == "root", "a private dockerd needs root (make test runs as root)");
         DataRoot = _dir.Dir("data");
         if (dataRootMiB is { } size)
         {
             var mount = Cmd.Run("mount", ["-t", "tmpfs", "-o", $"size={size}m", "tmpfs", DataRoot]);
-            Skip.If(mount.ExitCode != 0, $"cannot mount a tmpfs data root ({mount.Stderr.Trim()})");
+            Requires.Component("tmpfs mounts", mount.ExitCode == 0, $"cannot mount a tmpfs data root ({mount.Stderr.Trim()})");
             _tmpfs = DataRoot;
         }
 

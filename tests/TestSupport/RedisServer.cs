@@ -10,6 +10,7 @@ public sealed class RedisServer : IDisposable
 {
     private Process _process;
     private readonly string[] _args;
+    private readonly string _server;
     public int Port { get; }
     public string Host => "127.0.0.1";
 
@@ -24,6 +25,7 @@ public sealed class RedisServer : IDisposable
 
     private RedisServer(IEnumerable<string> extraArgs, int _)
     {
+        _server = Requires.Program("redis-server", "redis-server", "`apt-get install redis-server` (build/deps.sh does it)");
         Port = FreePort();
         _args = extraArgs.ToArray();
         _process = Launch();
@@ -31,7 +33,7 @@ public sealed class RedisServer : IDisposable
 
     private Process Launch()
     {
-        var psi = new ProcessStartInfo("redis-server")
+        var psi = new ProcessStartInfo(_server)
         {
             RedirectStandardOutput = true,
             RedirectStandardError = true,
@@ -39,7 +41,7 @@ public sealed class RedisServer : IDisposable
         };
         foreach (var a in new[] { "--port", Port.ToString(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--daemonize", "no" }.Concat(_args))
             psi.ArgumentList.Add(a);
-        var process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start redis-server (is it installed? apt-get install redis-server)");
+        var process = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {_server}");
         process.OutputDataReceived += (_, _) => { };
         process.ErrorDataReceived += (_, _) => { };
         process.BeginOutputReadLine();

@@ -22,6 +22,7 @@ public sealed class RegistryServer : IDisposable
 
     private RegistryServer(string? extraYaml, int _)
     {
+        var registry = Requires.Program("docker-registry", "docker-registry", "`apt-get install docker-registry` (build/deps.sh does it)");
         Port = RedisServer.FreePort();
         _dir = Directory.CreateTempSubdirectory("registry-test-").FullName;
         var config = Path.Combine(_dir, "config.yml");
@@ -40,10 +41,10 @@ public sealed class RegistryServer : IDisposable
               addr: 127.0.0.1:{Port}
             {extraYaml ?? ""}
             """);
-        var psi = new ProcessStartInfo("docker-registry") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        var psi = new ProcessStartInfo(registry) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         psi.ArgumentList.Add("serve");
         psi.ArgumentList.Add(config);
-        _process = Process.Start(psi) ?? throw new InvalidOperationException("cannot start docker-registry (apt-get install docker-registry)");
+        _process = Process.Start(psi) ?? throw new InvalidOperationException($"cannot start {registry}");
         _process.OutputDataReceived += (_, _) => { };
         _process.ErrorDataReceived += (_, _) => { };
         _process.BeginOutputReadLine();
@@ -71,7 +72,7 @@ public sealed class RegistryServer : IDisposable
         if (destCreds is not null) { args.Add("--dest-creds"); args.Add(destCreds); }
         args.AddRange(DockerEngine.SkopeoSource(engineImage));
         args.Add($"docker://{dest}");
-        Run("skopeo", args);
+        Run(Requires.Program("skopeo", "skopeo", "`apt-get install skopeo` (build/deps.sh does it)"), args);
         return dest;
     }
 

@@ -237,7 +237,7 @@ public abstract class ComposeFixture : IOrchestratorFixture
         {
             DockerEngine.RequireImages();
         }
-        catch (SkipException e)
+        catch (Exception e) when (e is SkipException or MissingComponentException)
         {
             return e.Message;
         }

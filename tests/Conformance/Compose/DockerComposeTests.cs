@@ -13,7 +13,7 @@ public sealed class DockerComposeTests(ComposeV2Fixture fx) : IClassFixture<Comp
     {
         get
         {
-            Skip.If(fx.Unavailable is not null, fx.Unavailable);
+            Requires.Component(fx.Name, fx.Unavailable);
             return fx.Executable;
         }
     }
