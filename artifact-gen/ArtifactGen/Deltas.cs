@@ -3,6 +3,7 @@ using System.Formats.Tar;
 using System.IO.Compression;
 using System.Text.Json;
 using AppModule.Artifacts;
+using AppModule.Core.Archives;
 
 namespace ArtifactGen;
 
@@ -63,6 +64,9 @@ public static class DeepDelta
         var nw = Path.Combine(workDir, "new-image");
         Directory.CreateDirectory(cur);
         Directory.CreateDirectory(nw);
+        // TarFile extracts devices and FIFOs as such and throws NotSupportedException at a sparse file: the entry types are checked first (headers only).
+        await SavedImage.CheckEntriesAsync(currentTar, ct).ConfigureAwait(false);
+        await SavedImage.CheckEntriesAsync(newTar, ct).ConfigureAwait(false);
         await TarFile.ExtractToDirectoryAsync(currentTar, cur, overwriteFiles: false, ct).ConfigureAwait(false);
         await TarFile.ExtractToDirectoryAsync(newTar, nw, overwriteFiles: false, ct).ConfigureAwait(false);
         var curLayers = Layers(cur, currentFormat);
@@ -167,7 +171,7 @@ public static class DeepDelta
             await using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
             var c = await PayloadArchive.DetectAsync(fs, path, ct).ConfigureAwait(false);
             await using var s = c == ArtifactCompression.Gzip ? new GZipStream(fs, CompressionMode.Decompress, leaveOpen: true) : (Stream)fs;
-            await using var tar = new TarReader(s, leaveOpen: true);
+            await using var tar = new CheckedTarReader(s, path, TarEntryPolicy.FilesystemLayer, m => new InvalidDataException(m), leaveOpen: true);
             while (await tar.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } e)
                 d[PayloadArchive.Normalize(e.Name)] = e.Length;
         }

@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.Text.Json;
 using AppModule.Artifacts;
+using AppModule.Core.Archives;
 using AppModule.Core.Images;
 using Docker.DotNet;
 
@@ -228,16 +229,31 @@ public static class SavedImage
         return files.ContainsKey("oci-layout") ? SavedFormat.Oci : SavedFormat.DockerArchive;
     }
 
+    /// <summary>A saved image's tar under the project's entry type rule: a device, FIFO, sparse file... is an <see cref="InputException"/> naming it.</summary>
+    private static CheckedTarReader Reader(Stream stream, string path) =>
+        new(stream, path, TarEntryPolicy.FilesDirectoriesAndLinks,
+            m => new InputException(m + ": an image saved by 'docker save' or 'skopeo copy' holds none; save the image again"), leaveOpen: true);
+
+    /// <summary>Reads every header of a saved image's tar (data is skipped): its entry types follow the rule of <see cref="Reader"/>.</summary>
+    public static async Task CheckEntriesAsync(string tarPath, CancellationToken ct)
+    {
+        await using var fs = new FileStream(tarPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
+        await using var tar = Reader(fs, tarPath);
+        while (await tar.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is not null)
+        {
+        }
+    }
+
     /// <summary>Reads the regular files whose (normalized) names match, up to maxBytes each.</summary>
     public static async Task<Dictionary<string, byte[]>> ReadSmallFilesAsync(string tarPath, Func<string, bool> want, long maxBytes, CancellationToken ct)
     {
         var d = new Dictionary<string, byte[]>(StringComparer.Ordinal);
         await using var fs = new FileStream(tarPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
-        await using var tar = new TarReader(fs, leaveOpen: true);
+        await using var tar = Reader(fs, tarPath);
         while (await tar.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } e)
         {
             var n = PayloadArchive.Normalize(e.Name);
-            if (e.EntryType is TarEntryType.RegularFile or TarEntryType.V7RegularFile && e.Length <= maxBytes && want(n) && e.DataStream is not null)
+            if (TarEntryPolicy.IsRegularFile(e.EntryType) && e.Length <= maxBytes && want(n) && e.DataStream is not null)
             {
                 var ms = new MemoryStream();
                 await e.DataStream.CopyToAsync(ms, ct).ConfigureAwait(false);
@@ -272,7 +288,7 @@ public static class SavedImage
             return;
         }
         await using var input = new FileStream(source, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
-        await using var reader = new TarReader(input, leaveOpen: true);
+        await using var reader = Reader(input, source);
         while (await reader.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } e)
         {
             var n = PayloadArchive.Normalize(e.Name);

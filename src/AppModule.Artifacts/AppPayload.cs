@@ -1,5 +1,6 @@
 using System.Formats.Tar;
 using System.Text;
+using AppModule.Core.Archives;
 
 namespace AppModule.Artifacts;
 
@@ -219,7 +220,8 @@ public static class ImagesPayload
         {
             var compression = await PayloadArchive.DetectAsync(raw, source, ct).ConfigureAwait(false);
             await using var dec = Compression.Decompress(raw, compression);
-            var tar = new TarReader(dec, leaveOpen: true);
+            var tar = new CheckedTarReader(dec, source, TarEntryPolicy.FilesAndDirectories,
+                m => new UnsafeArchiveEntryException(m + ": only regular files belong in images/; the artifact is damaged or hostile, rebuild it with app-gen"), leaveOpen: true);
             await using (tar.ConfigureAwait(false))
             {
                 try
@@ -237,8 +239,6 @@ public static class ImagesPayload
                             if (parts.Length == 3) throw new UnsafeArchiveEntryException($"{source}: unexpected directory \"{e.Name}\" inside an image directory");
                             continue;
                         }
-                        if (e.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile))
-                            throw new UnsafeArchiveEntryException($"{source}: entry \"{e.Name}\" is a {e.EntryType}; only regular files belong in images/: the artifact is damaged or hostile");
                         if (parts.Length != 3 || !AppPayloadNames.Known.Contains(parts[2]))
                             throw new UnsafeArchiveEntryException($"{source}: unexpected file \"{e.Name}\": images/<id>/ holds only {string.Join(", ", AppPayloadNames.WriteOrder)}");
                         await onFile(parts[1], parts[2], e).ConfigureAwait(false);
@@ -281,7 +281,8 @@ public static class ManifestsPayload
         await using var raw = new FileStream(archivePath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.Asynchronous);
         var compression = await PayloadArchive.DetectAsync(raw, source, ct).ConfigureAwait(false);
         await using var dec = Compression.Decompress(raw, compression);
-        var tar = new TarReader(dec, leaveOpen: true);
+        var tar = new CheckedTarReader(dec, source, TarEntryPolicy.FilesDirectoriesAndLinks,
+            m => new UnsafeArchiveEntryException(m + ": manifests may hold only files, directories and links; rebuild the artifact with app-gen"), leaveOpen: true);
         await using (tar.ConfigureAwait(false))
         {
             try

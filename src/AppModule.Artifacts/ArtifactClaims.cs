@@ -1,6 +1,6 @@
-using System.Formats.Tar;
 using System.Security.Cryptography;
 using System.Text;
+using AppModule.Core.Archives;
 using AppModule.Core.Policy;
 
 namespace AppModule.Artifacts;
@@ -21,14 +21,20 @@ public sealed record SavedImage(string Id, string? Os, string? Architecture, str
     /// Reads a saved image forward-only. Null when the stream is not a tar with a manifest.json naming
     /// a config that is in the tar (e.g. a VCDIFF delta, an empty file, or something else entirely).
     /// </summary>
-    public static SavedImage? Read(Stream payload, CancellationToken ct)
+    public static SavedImage? Read(Stream payload, CancellationToken ct) => Read(payload, "image.img", ct);
+
+    /// <inheritdoc cref="Read(Stream, CancellationToken)"/>
+    /// <remarks>A tar entry no saved image holds (a device, a sparse file...: <see cref="TarEntryPolicy.FilesDirectoriesAndLinks"/>)
+    /// is an <see cref="UnsafeArchiveEntryException"/> naming <paramref name="source"/>, the entry and its type.</remarks>
+    public static SavedImage? Read(Stream payload, string source, CancellationToken ct)
     {
         var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
         var platforms = new Dictionary<string, (string? Os, string? Arch, string? Variant)>(StringComparer.Ordinal);
         string? manifest = null;
         try
         {
-            using var tar = new TarReader(payload, leaveOpen: true);
+            using var tar = new CheckedTarReader(payload, source, TarEntryPolicy.FilesDirectoriesAndLinks,
+                m => new UnsafeArchiveEntryException(m + ": a saved image (docker save, OCI layout) holds none; save the image again and rebuild the artifact with app-gen"), leaveOpen: true);
             while (tar.GetNextEntry() is { } e)
             {
                 ct.ThrowIfCancellationRequested();

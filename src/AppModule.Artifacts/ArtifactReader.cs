@@ -1,6 +1,7 @@
 using System.Formats.Tar;
 using System.Text;
 using System.Text.RegularExpressions;
+using AppModule.Core.Archives;
 
 namespace AppModule.Artifacts;
 
@@ -63,7 +64,7 @@ public static partial class ArtifactReader
 
     public static async Task<ArtifactContents> ReadAsync(Stream artifact, ArtifactReadOptions options, PayloadFileHandler? onFile, CancellationToken ct)
     {
-        var outer = new TarReader(new NonClosingStream(artifact), leaveOpen: false);
+        var outer = new CheckedTarReader(new NonClosingStream(artifact), "the artifact", TarEntryPolicy.FilesAndDirectories, Refused, leaveOpen: false);
         try
         {
             // version
@@ -132,15 +133,13 @@ public static partial class ArtifactReader
                 var dataCompression = Compression.FromName(e.Name);
                 if (e.DataStream is null) throw new ArtifactFormatException($"member {e.Name} has no content");
                 await using var payload = Compression.Decompress(e.DataStream, dataCompression);
-                var inner = new TarReader(payload, leaveOpen: true);
+                var inner = new CheckedTarReader(payload, e.Name, TarEntryPolicy.FilesAndDirectories, Refused, leaveOpen: true);
                 await using (inner.ConfigureAwait(false))
                 {
                     var seen = new HashSet<string>(StringComparer.Ordinal);
                     while (await inner.GetNextEntryAsync(copyData: false, ct).ConfigureAwait(false) is { } f)
                     {
                         if (f.EntryType is TarEntryType.Directory) continue;
-                        if (f.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile))
-                            throw new UnsafeArchiveEntryException($"payload entry \"{f.Name}\" is a {f.EntryType}, not a regular file: the artifact is damaged or hostile");
                         string name = f.Name.StartsWith("./", StringComparison.Ordinal) ? f.Name[2..] : f.Name;
                         if (name.Length == 0 || name.Contains('/') || name is "." or "..")
                             throw new UnsafeArchiveEntryException($"payload entry \"{f.Name}\" is not a plain file name: the artifact is damaged or hostile");
@@ -207,7 +206,10 @@ public static partial class ArtifactReader
         }
     }
 
-    private static async Task<TarEntry?> Next(TarReader r, CancellationToken ct)
+    /// <summary>An entry type the artifact's tars may not hold (<see cref="TarEntryPolicy"/>).</summary>
+    private static UnsafeArchiveEntryException Refused(string message) => new(message + ": the artifact is damaged or hostile; rebuild it with mender-artifact or app-gen");
+
+    private static async Task<TarEntry?> Next(CheckedTarReader r, CancellationToken ct)
     {
         while (true)
         {
@@ -270,12 +272,10 @@ public static partial class ArtifactReader
         long total = 0;
         using var input = new MemoryStream(stored, writable: false);
         using var dec = Compression.Decompress(input, compression);
-        using var tar = new TarReader(dec, leaveOpen: true);
+        using var tar = new CheckedTarReader(dec, "header.tar", TarEntryPolicy.FilesAndDirectories, Refused, leaveOpen: true);
         while (tar.GetNextEntry(copyData: false) is { } e)
         {
             if (e.EntryType is TarEntryType.Directory) continue;
-            if (e.EntryType is not (TarEntryType.RegularFile or TarEntryType.V7RegularFile))
-                throw new UnsafeArchiveEntryException($"header entry \"{e.Name}\" is a {e.EntryType}: the artifact is damaged or hostile");
             if (!seen.Add(e.Name)) throw new UnsafeArchiveEntryException($"header entry \"{e.Name}\" appears twice: the artifact is damaged");
             total += e.Length;
             if (e.Length > maxBytes || total > maxBytes)

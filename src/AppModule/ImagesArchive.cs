@@ -36,7 +36,7 @@ public static class ImagesArchive
         var carried = new Dictionary<string, SavedImage?>(StringComparer.Ordinal);
         var images = await ImagesPayload.ScanAsync(Opener(path), path, ct, (id, stream) =>
         {
-            carried[id] = SavedImage.Read(stream, ct);
+            carried[id] = SavedImage.Read(stream, $"{path}: images/{id}/image.img", ct);
             return Task.CompletedTask;
         }).ConfigureAwait(false);
         return (images, carried);
@@ -53,7 +53,7 @@ public static class ImagesArchive
     public static SavedImage? SavedImageOfFile(string path, CancellationToken ct)
     {
         using var fs = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.SequentialScan);
-        return SavedImage.Read(fs, ct);
+        return SavedImage.Read(fs, path, ct);
     }
 
     /// <summary>Extracts files/manifests.tar.gz into <paramref name="target"/> (safely: no escapes, no devices, bounded).</summary>

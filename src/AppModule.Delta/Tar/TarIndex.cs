@@ -1,4 +1,6 @@
+using System.Formats.Tar;
 using System.Text;
+using AppModule.Core.Archives;
 
 namespace AppModule.Delta.Tar;
 
@@ -20,7 +22,8 @@ internal sealed record TarItem(string Name, char Type, long HeaderStart, long Da
     public long End => DataStart + ((Size + 511) & ~511L);
 }
 
-/// <summary>Minimal tar reader (ustar, GNU long names, pax path/size) that records member offsets.</summary>
+/// <summary>Minimal tar reader (ustar, GNU long names, pax path/size) that records member offsets; entry types
+/// follow <see cref="TarEntryPolicy.FilesDirectoriesAndLinks"/>, as every tar reader of the project does.</summary>
 internal static class TarIndex
 {
     public const int MaxMembers = 200_000;
@@ -138,6 +141,10 @@ internal static class TarIndex
                     throw new DeltaFormatException(pos, $"{what}: tar member size {size} runs past the end of the archive");
                 }
                 next = dataStart + ((size + 511) & ~511L);
+            }
+            if (TarEntryPolicy.FilesDirectoriesAndLinks.Check(what, name, (TarEntryType)(byte)type) is { } refusal)
+            {
+                throw new DeltaFormatException(pos, refusal + ": a saved image (docker save, OCI layout) holds none; save the image again");
             }
             items.Add(new TarItem(name, type, headerStart, dataStart, size, link));
             if (items.Count > MaxMembers)

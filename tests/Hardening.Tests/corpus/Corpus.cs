@@ -136,7 +136,7 @@ public static class HostileArtifacts
             {
                 HeaderMember = tar => ("header.tar.gz", ArtifactParts.GzipBomb(ArtifactParts.RawHeader("header-info", 1L << 30, (byte)'0'), 1024)),
             }, client: "Could not parse header element header-info");
-        Add("header-entry-is-a-symlink", Layer.ArtifactReader, Unsafe, "header entry \"headers/0000/meta-data\" is a SymbolicLink",
+        Add("header-entry-is-a-symlink", Layer.ArtifactReader, Unsafe, "header.tar: entry \"headers/0000/meta-data\" is a symbolic link (tar type '2')",
             b => V(b, "x") with { MetaData = null, ExtraHeaderEntries = [new TarSpec("headers/0000/meta-data", TarEntryType.SymbolicLink, Link: "/etc/shadow")] }, device: "the artifact has no meta-data");
         Add("header-info-invalid-json", Layer.ArtifactReader, Format, "header-info is not valid JSON",
             b => V(b, "x") with { HeaderInfo = "{\"payloads\": [" }, client: "Could not parse header element header-info: unexpected EOF");
@@ -226,11 +226,11 @@ public static class HostileArtifacts
             b => V(b, "x") with { Images = With(V(b, "x").Images, TarSpec.File("images/../../etc/passwd", "x")) });
         Add("images-entry-absolute", Layer.ImagesPayload, Unsafe, "is outside images/<id>/",
             b => V(b, "x") with { Images = With(V(b, "x").Images, TarSpec.File("/" + b.ImageDir + "url-new.txt", "evil:1\n")) });
-        Add("images-symlink-outside", Layer.ImagesPayload, Unsafe, "is a SymbolicLink",
+        Add("images-symlink-outside", Layer.ImagesPayload, Unsafe, "image.img\" is a symbolic link (tar type '2')",
             b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", TarEntryType.SymbolicLink, Link: "/etc/shadow")) });
-        Add("images-hardlink-outside", Layer.ImagesPayload, Unsafe, "is a HardLink",
+        Add("images-hardlink-outside", Layer.ImagesPayload, Unsafe, "image.img\" is a hard link (tar type '1')",
             b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", TarEntryType.HardLink, Link: "/etc/shadow")) });
-        Add("images-device-node", Layer.ImagesPayload, Unsafe, "is a CharacterDevice",
+        Add("images-device-node", Layer.ImagesPayload, Unsafe, "image.img\" is a character device (tar type '3')",
             b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", TarEntryType.CharacterDevice)) });
         Add("images-duplicate-image", Layer.ImagesPayload, Unsafe, "image.img appears twice",
             b => V(b, "x") with { Images = With(V(b, "x").Images, new TarSpec(b.ImageDir + "image.img", Data: B("second"))) });
@@ -273,11 +273,11 @@ public static class HostileArtifacts
             b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/up", TarEntryType.SymbolicLink, Link: "../../../..")) });
         Add("manifests-hardlink-outside", Layer.ManifestsPayload, Unsafe, "outside manifests/",
             b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/passwd", TarEntryType.HardLink, Link: "/etc/passwd")) });
-        Add("manifests-character-device", Layer.ManifestsPayload, Unsafe, "is a CharacterDevice",
+        Add("manifests-character-device", Layer.ManifestsPayload, Unsafe, "\"manifests/mem\" is a character device (tar type '3')",
             b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/mem", TarEntryType.CharacterDevice)) });
-        Add("manifests-block-device", Layer.ManifestsPayload, Unsafe, "is a BlockDevice",
+        Add("manifests-block-device", Layer.ManifestsPayload, Unsafe, "\"manifests/sda\" is a block device (tar type '4')",
             b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/sda", TarEntryType.BlockDevice)) });
-        Add("manifests-fifo", Layer.ManifestsPayload, Unsafe, "is a Fifo",
+        Add("manifests-fifo", Layer.ManifestsPayload, Unsafe, "\"manifests/pipe\" is a FIFO (tar type '6')",
             b => V(b, "x") with { Manifests = M(b, new TarSpec("manifests/pipe", TarEntryType.Fifo)) });
         Add("manifests-duplicate-entry", Layer.ManifestsPayload, Unsafe, "appears twice",
             b => V(b, "x") with { Manifests = M(b, TarSpec.File("manifests/docker-compose.yml", "services: {}\n")) });
