@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 RID ?= linux-x64
 
-.PHONY: all deps build publish test test-faults demo package install bench clean
+.PHONY: all deps build publish test test-faults fuzz demo package install bench clean
 
 all: build
 
@@ -21,6 +21,16 @@ test: deps
 # The fault-injection matrix (slow; see build/test-faults.sh). CI runs it after `make test`.
 test-faults: deps
 	build/with-engine.sh build/test-faults.sh
+
+# Open-ended fuzzing, outside make test's pass/fail: every property test (Category=Fuzz) runs its fixed cases and
+# regression seeds as in make test, then explores new inputs for FUZZ_SECONDS each; a failure prints the CsCheck
+# seed to reproduce it, which then goes into the test's regressions (tests/TestSupport/Fuzz.cs).
+FUZZ_SECONDS ?= 60
+fuzz: deps
+	dotnet build tests/Hardening.Tests -nologo -v:q -clp:NoSummary
+	dotnet build tests/Delta.Tests -nologo -v:q -clp:NoSummary
+	FUZZ_SECONDS=$(FUZZ_SECONDS) dotnet test tests/Hardening.Tests --no-build --filter Category=Fuzz --logger "console;verbosity=normal"
+	FUZZ_SECONDS=$(FUZZ_SECONDS) dotnet test tests/Delta.Tests --no-build --filter Category=Fuzz --logger "console;verbosity=normal"
 
 demo: deps
 	build/with-engine.sh build/demo.sh

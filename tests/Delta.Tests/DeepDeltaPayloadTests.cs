@@ -7,6 +7,7 @@ using CsCheck;
 namespace Delta.Tests;
 
 /// <summary>Deep-delta payload handling without an engine: structure errors and hostile payloads.</summary>
+[Trait("Category", "Fuzz")]
 public sealed class DeepDeltaPayloadTests : IClassFixture<DeepDeltaPayloadTests.Fixture>
 {
     private readonly Fixture _f;
@@ -149,8 +150,9 @@ public sealed class DeepDeltaPayloadTests : IClassFixture<DeepDeltaPayloadTests.
     public void Mutated_payloads_fail_only_with_DeltaFormatException()
     {
         Tools.RequireXdelta3();
-        Gen.Select(Gen.Int[0, _f.Payload.Length - 1], Gen.Byte[1, 255], Gen.Int[1, 6], Gen.Bool).Sample((at, x, count, truncate) =>
+        Fuzz.Check(Gen.Select(Gen.Int[0, _f.Payload.Length - 1], Gen.Byte[1, 255], Gen.Int[1, 6], Gen.Bool), input =>
         {
+            var (at, x, count, truncate) = input;
             byte[] p = (byte[])_f.Payload.Clone();
             if (truncate)
             {
@@ -171,6 +173,6 @@ public sealed class DeepDeltaPayloadTests : IClassFixture<DeepDeltaPayloadTests.
             {
                 Assert.False(string.IsNullOrWhiteSpace(e.Reason));
             }
-        }, iter: 1500);
+        }, cases: 1500);
     }
 }

@@ -8,6 +8,7 @@ namespace Delta.Tests;
 /// within the memory bound of the limits, and terminate (a hang is turned into a failure by
 /// cancellation, since every decoder loop observes the token).
 /// </summary>
+[Trait("Category", "Fuzz")]
 public sealed class VcdiffRobustnessTests : IClassFixture<VcdiffRobustnessTests.Samples>
 {
     private static readonly DeltaLimits Tight = new()
@@ -77,23 +78,23 @@ public sealed class VcdiffRobustnessTests : IClassFixture<VcdiffRobustnessTests.
     [Fact]
     public void Random_bytes_after_the_magic_fail_only_with_DeltaFormatException()
     {
-        Gen.Byte.Array[0, 400].Sample(tail =>
+        Fuzz.Check(Gen.Byte.Array[0, 400], tail =>
         {
             byte[] delta = [0xD6, 0xC3, 0xC4, 0x00, .. tail];
             DecodeHostile(_samples.Base, delta);
-        }, iter: 3000);
+        }, cases: 3000);
     }
 
     [Fact]
     public void Random_window_headers_with_huge_declared_sizes_are_rejected_without_allocating_them()
     {
         var varint = Gen.ULong.Select(v => Varint(v >> Gen.Int[0, 63].Single()));
-        Gen.Select(Gen.Byte[0, 7], varint, varint, varint, varint, Gen.Byte[0, 7], Gen.Select(varint, varint, varint))
-            .Sample((ind, cl, co, el, tl, di, secs) =>
+        Fuzz.Check(Gen.Select(Gen.Byte[0, 7], varint, varint, varint, varint, Gen.Byte[0, 7], Gen.Select(varint, varint, varint)), input =>
             {
+                var (ind, cl, co, el, tl, di, secs) = input;
                 byte[] delta = [0xD6, 0xC3, 0xC4, 0x00, 0x00, ind, .. cl, .. co, .. el, .. tl, di, .. secs.Item1, .. secs.Item2, .. secs.Item3, 1, 2, 3];
                 DecodeHostile(_samples.Base, delta);
-            }, iter: 3000);
+            }, cases: 3000);
     }
 
     [SkippableFact]
@@ -101,8 +102,9 @@ public sealed class VcdiffRobustnessTests : IClassFixture<VcdiffRobustnessTests.
     {
         Tools.RequireXdelta3();
         var mutation = Gen.Select(Gen.Int[0, _samples.Deltas.Count - 1], Gen.Int[0, 3], Gen.Int[0, int.MaxValue], Gen.Byte, Gen.Int[1, 8]);
-        mutation.Sample((which, kind, at, value, count) =>
+        Fuzz.Check(mutation, input =>
         {
+            var (which, kind, at, value, count) = input;
             var d = _samples.Deltas[which].ToList();
             for (int k = 0; k < count; k++)
             {
@@ -122,7 +124,7 @@ public sealed class VcdiffRobustnessTests : IClassFixture<VcdiffRobustnessTests.
                 at &= int.MaxValue;
             }
             DecodeHostile(_samples.Base, [.. d]);
-        }, iter: 2000);
+        }, cases: 2000);
     }
 
     [SkippableFact]

@@ -12,6 +12,7 @@ namespace Hardening.Tests;
 /// their documented exception types, never allocate without bound, and never write outside the tree.
 /// (The VCDIFF decoder's fuzzing lives in tests/Delta.Tests/VcdiffRobustnessTests.)
 /// </summary>
+[Trait("Category", "Fuzz")]
 public sealed class FuzzTests : IClassFixture<LibraryCorpusTests.Fixture>
 {
     private readonly LibraryCorpusTests.Fixture _fixture;
@@ -66,7 +67,7 @@ public sealed class FuzzTests : IClassFixture<LibraryCorpusTests.Fixture>
     [Fact]
     public void Mutated_artifacts_are_read_or_rejected_with_an_ArtifactException_and_leave_no_partial_tree()
     {
-        Mutated(_artifact).Sample(bytes =>
+        Fuzz.Check(Mutated(_artifact), bytes =>
         {
             using var work = new TempDir("hardening-fuzz");
             var path = work.File("a.mender");
@@ -83,24 +84,24 @@ public sealed class FuzzTests : IClassFixture<LibraryCorpusTests.Fixture>
             }
 
             LibraryPipeline.AssertNothingOutside(work.Path);
-        }, iter: 400, threads: 1);
+        }, cases: 400);
     }
 
     [Fact]
     public void Random_bytes_are_never_a_valid_artifact_and_fail_only_with_ArtifactException()
     {
-        Gen.Byte.Array[0, 4096].Sample(bytes =>
+        Fuzz.Check(Gen.Byte.Array[0, 4096], bytes =>
         {
             var e = Assert.ThrowsAny<ArtifactException>(() =>
                 ArtifactReader.ReadAsync(new MemoryStream(bytes), new ArtifactReadOptions(), null, CancellationToken.None).GetAwaiter().GetResult());
             Assert.NotEmpty(e.Message);
-        }, iter: 2000);
+        }, cases: 2000);
     }
 
     [Fact]
     public void Mutated_images_payloads_are_scanned_or_rejected_with_an_ArtifactException()
     {
-        Mutated(_images).Sample(bytes =>
+        Fuzz.Check(Mutated(_images), bytes =>
         {
             try
             {
@@ -113,13 +114,16 @@ public sealed class FuzzTests : IClassFixture<LibraryCorpusTests.Fixture>
             {
                 Assert.DoesNotContain('\n', e.Message);
             }
-        }, iter: 1500);
+        }, cases: 1500, regressions:
+        [
+            "2d2CgJahSo_2", // a GNU sparse entry: System.Formats.Tar's NotSupportedException escaped (issue 14; now TarEntryPolicy names it)
+        ]);
     }
 
     [Fact]
     public void Mutated_manifests_payloads_extract_inside_the_destination_or_fail_with_an_ArtifactException()
     {
-        Mutated(_manifests).Sample(bytes => ExtractHostile(bytes), iter: 600, threads: 1);
+        Fuzz.Check(Mutated(_manifests), ExtractHostile, cases: 600);
     }
 
     /// <summary>Names and link targets built from the pieces attacks use.</summary>
@@ -135,11 +139,11 @@ public sealed class FuzzTests : IClassFixture<LibraryCorpusTests.Fixture>
     [Fact]
     public void Random_hostile_tar_entries_never_write_outside_the_destination()
     {
-        HostileEntry.Array[1, 8].Sample(entries =>
+        Fuzz.Check(HostileEntry.Array[1, 8], entries =>
         {
             var tar = ArtifactParts.TarBytes(entries.Where(e => e.Name.Length > 0 && e.Name.Length < 100 && e.Link is not "").ToList());
             ExtractHostile(ArtifactParts.Gzip(tar));
-        }, iter: 800, threads: 1);
+        }, cases: 800);
     }
 
     private static void ExtractHostile(byte[] gz)
@@ -181,7 +185,7 @@ public sealed class FuzzTests : IClassFixture<LibraryCorpusTests.Fixture>
     [Fact]
     public void The_meta_data_parser_returns_or_throws_ArtifactFormatException_and_validation_never_throws()
     {
-        Gen.OneOf(Json, Gen.String, Json.Select(j => j[..(j.Length / 2)])).Sample(text =>
+        Fuzz.Check(Gen.OneOf(Json, Gen.String, Json.Select(j => j[..(j.Length / 2)])), text =>
         {
             AppMetadata? m;
             try
@@ -205,15 +209,16 @@ public sealed class FuzzTests : IClassFixture<LibraryCorpusTests.Fixture>
             Assert.NotNull(again);
             Assert.Equal(m.ApplicationName, again.ApplicationName);
             Assert.Equal(m.Images, again.Images);
-        }, iter: 5000);
+        }, cases: 5000);
     }
 
     [Fact]
     public void Valid_meta_data_round_trips_and_no_accepted_value_carries_shell_or_path_syntax()
     {
         var name = Gen.String[Gen.Char["a-zA-Z0-9_-;$`/. \n"], 1, 12];
-        Gen.Select(name, name, name, Gen.Dictionary(name, Gen.String[0, 8])[0, 3]).Sample((app, orchestrator, key, env) =>
+        Fuzz.Check(Gen.Select(name, name, name, Gen.Dictionary(name, Gen.String[0, 8])[0, 3]), input =>
         {
+            var (app, orchestrator, _, env) = input;
             var m = new AppMetadata(app, orchestrator, "linux/amd64", "1.0", [new string('a', 64)], env);
             var errors = MetadataValidator.Validate(m);
             if (errors.Count == 0)
@@ -225,7 +230,7 @@ public sealed class FuzzTests : IClassFixture<LibraryCorpusTests.Fixture>
                 var again = AppMetadata.Parse(m.ToArtifactJson())!;
                 Assert.Equal(m.Env is { Count: > 0 } ? m.Env : null, again.Env);
             }
-        }, iter: 5000);
+        }, cases: 5000);
     }
 
     private static readonly Gen<string> ConfigLine = Gen.OneOf(
@@ -236,7 +241,7 @@ public sealed class FuzzTests : IClassFixture<LibraryCorpusTests.Fixture>
     [Fact]
     public void The_config_reader_returns_values_or_throws_ConfigException()
     {
-        ConfigLine.Array[0, 8].Sample(lines =>
+        Fuzz.Check(ConfigLine.Array[0, 8], lines =>
         {
             ConfigFile f;
             try
@@ -275,7 +280,7 @@ public sealed class FuzzTests : IClassFixture<LibraryCorpusTests.Fixture>
                 {
                 }
             }
-        }, iter: 5000);
+        }, cases: 5000);
     }
 
     [Fact]
