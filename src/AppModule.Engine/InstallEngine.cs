@@ -22,7 +22,10 @@ namespace AppModule.Engine;
 /// <item>Cleanup: DELETEs images that no kept composition of any application uses.</item>
 /// </list>
 /// </summary>
-public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, string?>? subModuleEnvironment = null)
+/// <param name="config">the store, the sub-module directory, health timeout and soak.</param>
+/// <param name="subModuleEnvironment">variables every sub-module call gets (see <see cref="SubModuleRunner"/>).</param>
+/// <param name="observer">told of every step the journal records (application, event, detail), after it is recorded: the fleet agent publishes them.</param>
+public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, string?>? subModuleEnvironment = null, Action<string, string, string>? observer = null)
 {
     private readonly AppStore _store = new(config.PersistentStore);
     private readonly SubModuleRunner _runner = new(config, subModuleEnvironment);
@@ -34,6 +37,14 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
     public SubModuleRunner Runner => _runner;
 
     private IDisposable Lock() => _store.Lock(TimeSpan.FromMinutes(5));
+
+    /// <summary>One recorded step: the store's atomic transition, then the observer.</summary>
+    private AppState Transition(AppState next, string @event, string detail = "")
+    {
+        var state = _store.Transition(next, @event, detail);
+        observer?.Invoke(next.Application, @event, detail);
+        return state;
+    }
 
     // ---------------------------------------------------------------- Install
 
@@ -77,33 +88,33 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         // ---- store the new composition (the last-known-good stays untouched)
         var draft = new Composition(string.Empty, app, version, source.Orchestrator, source.Platform, images.ToArray(), source.Env, DateTimeOffset.UtcNow) { Origin = source.Origin };
         var composition = _store.CreateComposition(state, draft, dir => source.ExtractManifests(dir, ct), out state);
-        state = _store.Transition(state with { Pending = new PendingInstall(composition.Id, version, InstallPhase.Prepared) }, "prepared", $"{version} as {composition.Id}");
+        state = Transition(state with { Pending = new PendingInstall(composition.Id, version, InstallPhase.Prepared) }, "prepared", $"{version} as {composition.Id}");
         var compositionEnv = SubModuleRunner.EnvironmentFor(composition);
 
         // ---- LOAD every image
-        state = _store.Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.Loading } }, "loading", $"{images.Count} image(s)");
+        state = Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.Loading } }, "loading", $"{images.Count} image(s)");
         await source.LoadAsync(step, ct).ConfigureAwait(false);
 
         // ---- switch: STOP what runs, ROLLOUT the new composition
-        state = _store.Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.Switching } }, "switching", $"from {state.Running ?? "nothing"} to {composition.Id}");
+        state = Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.Switching } }, "switching", $"from {state.Running ?? "nothing"} to {composition.Id}");
         if (state.Running is { } running)
         {
             var old = _store.ReadComposition(app, running);
             var oldExe = _runner.Resolve(old.Orchestrator);
             // Recorded before the STOP: a crash right after the STOP must not leave a state that
             // claims the old composition still runs (the rollback would then only wait for it).
-            state = _store.Transition(state with { Running = null }, "stopping", running);
+            state = Transition(state with { Running = null }, "stopping", running);
             await _runner.RequireAsync(oldExe, new SubModuleCall.Stop(app, _store.ManifestsOf(app, running)), SubModuleRunner.EnvironmentFor(old), "STOP", $"application {app} ({old.ArtifactName})", ct).ConfigureAwait(false);
-            _store.Transition(state, "stopped", running);
+            Transition(state, "stopped", running);
         }
 
-        state = _store.Transition(state with { Running = composition.Id }, "rolling-out", composition.Id);
+        state = Transition(state with { Running = composition.Id }, "rolling-out", composition.Id);
         await _runner.RequireAsync(exe, new SubModuleCall.Rollout(app, _store.ManifestsOf(app, composition.Id)), compositionEnv, "ROLLOUT", $"application {app} ({version})", ct).ConfigureAwait(false);
-        state = _store.Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.RolledOut } }, "rolled-out", composition.Id);
+        state = Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.RolledOut } }, "rolled-out", composition.Id);
 
         // ---- health gate
         await Gate.WaitAsync(exe, app, compositionEnv, soak: true, ct).ConfigureAwait(false);
-        _store.Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.Installed } }, "installed", $"{version} is healthy; waiting for commit");
+        Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.Installed } }, "installed", $"{version} is healthy; waiting for commit");
         Log.Info($"{version} installed: {app} runs {composition.Id}; commit to keep it, roll back to return to {state.Committed ?? "nothing"}");
     }
 
@@ -117,13 +128,13 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
     {
         if (state.RecentCommit is { } rc)
         {
-            state = _store.Transition(state with { RecentCommit = null, Garbage = AddGarbage(state.Garbage, rc.DemotedPrevious) }, "commit-finalized", rc.ArtifactName);
+            state = Transition(state with { RecentCommit = null, Garbage = AddGarbage(state.Garbage, rc.DemotedPrevious) }, "commit-finalized", rc.ArtifactName);
         }
 
         if (state.Pending is { } p)
         {
             Log.Warning($"{state.Application}: the earlier install of {p.ArtifactName} was never committed or rolled back; abandoning it for {version} (last-known-good stays {state.Committed ?? "none"})");
-            state = _store.Transition(state with { Pending = null, Garbage = AddGarbage(state.Garbage, p.Composition) }, "abandoned", p.ArtifactName);
+            state = Transition(state with { Pending = null, Garbage = AddGarbage(state.Garbage, p.Composition) }, "abandoned", p.ArtifactName);
         }
 
         return state;
@@ -157,7 +168,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
 
         // The new composition becomes last-known-good; the old one stays as the rollback composition,
         // and the one before it is only released at Cleanup (so a rollback can still undo this).
-        state = _store.Transition(state with
+        state = Transition(state with
         {
             Committed = p.Composition,
             Previous = state.Committed,
@@ -181,7 +192,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         {
             Log.Info($"rolling back the install of {p.ArtifactName} ({p.Composition}, reached {p.Phase}) to {Describe(app, state.Committed)}");
             state = await SwitchToAsync(state, state.Committed, step, ct).ConfigureAwait(false);
-            _store.Transition(state with { Pending = null, Garbage = AddGarbage(state.Garbage, p.Composition) }, "rolled-back", p.ArtifactName);
+            Transition(state with { Pending = null, Garbage = AddGarbage(state.Garbage, p.Composition) }, "rolled-back", p.ArtifactName);
             Log.Info($"rolled back: {app} runs {Describe(app, state.Committed)}");
             return;
         }
@@ -192,7 +203,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             Log.Info($"rolling back the commit of {rc.ArtifactName} to {Describe(app, state.Previous)}");
             var failed = state.Committed;
             state = await SwitchToAsync(state, state.Previous, step, ct).ConfigureAwait(false);
-            _store.Transition(state with
+            Transition(state with
             {
                 Committed = state.Previous,
                 Previous = rc.DemotedPrevious,
@@ -242,7 +253,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         {
             var old = _store.ReadComposition(app, running!);
             await _runner.RequireAsync(_runner.Resolve(old.Orchestrator), new SubModuleCall.Stop(app, _store.ManifestsOf(app, running!)), SubModuleRunner.EnvironmentFor(old), $"{step} (STOP)", $"application {app} ({old.ArtifactName})", ct).ConfigureAwait(false);
-            return _store.Transition(state with { Running = null }, "stopped", running!);
+            return Transition(state with { Running = null }, "stopped", running!);
         }
 
         var good = _store.ReadComposition(app, target);
@@ -252,7 +263,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             ? new SubModuleCall.Rollout(app, _store.ManifestsOf(app, target))
             : new SubModuleCall.Rollback(app, _store.ManifestsOf(app, target), _store.ManifestsOf(app, running));
         await _runner.RequireAsync(exe, call, env, $"{step} ({call.Name})", $"application {app} ({good.ArtifactName})", ct).ConfigureAwait(false);
-        state = _store.Transition(state with { Running = target }, "restored", target);
+        state = Transition(state with { Running = target }, "restored", target);
         await Gate.WaitAsync(exe, app, env, soak: false, ct).ConfigureAwait(false);
         return state;
     }
@@ -293,7 +304,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
 
         var c = _store.ReadComposition(app, running);
         await _runner.RequireAsync(_runner.Resolve(c.Orchestrator), new SubModuleCall.Stop(app, _store.ManifestsOf(app, running)), SubModuleRunner.EnvironmentFor(c), $"{step} (STOP)", $"application {app} ({c.ArtifactName})", ct).ConfigureAwait(false);
-        _store.Transition(state with { Running = null }, "stopped", running);
+        Transition(state with { Running = null }, "stopped", running);
         return true;
     }
 
@@ -314,14 +325,14 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         if (state.Running is { } running)
         {
             var old = _store.ReadComposition(app, running);
-            state = _store.Transition(state with { Running = null }, "stopping", running);
+            state = Transition(state with { Running = null }, "stopping", running);
             await _runner.RequireAsync(_runner.Resolve(old.Orchestrator), new SubModuleCall.Stop(app, _store.ManifestsOf(app, running)), SubModuleRunner.EnvironmentFor(old), $"{step} (STOP)", $"application {app} ({old.ArtifactName})", ct).ConfigureAwait(false);
-            state = _store.Transition(state, "stopped", running);
+            state = Transition(state, "stopped", running);
         }
 
-        state = _store.Transition(state with { Running = target }, "rolling-out", target);
+        state = Transition(state with { Running = target }, "rolling-out", target);
         await _runner.RequireAsync(exe, new SubModuleCall.Rollout(app, _store.ManifestsOf(app, target)), env, $"{step} (ROLLOUT)", $"application {app} ({c.ArtifactName})", ct).ConfigureAwait(false);
-        _store.Transition(state, "restored", target);
+        Transition(state, "restored", target);
         if (waitHealthy)
         {
             await Gate.WaitAsync(exe, app, env, soak: false, ct).ConfigureAwait(false);
@@ -337,7 +348,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         var state = _store.Load(app);
         if (state.RecentCommit is { } rc)
         {
-            state = _store.Transition(state with { RecentCommit = null, Garbage = AddGarbage(state.Garbage, rc.DemotedPrevious) }, "commit-finalized", rc.ArtifactName);
+            state = Transition(state with { RecentCommit = null, Garbage = AddGarbage(state.Garbage, rc.DemotedPrevious) }, "commit-finalized", rc.ArtifactName);
         }
 
         var kept = state.Kept().ToHashSet(StringComparer.Ordinal);
@@ -398,7 +409,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             }
 
             _store.DeleteComposition(app, id);
-            state = _store.Transition(state with { Garbage = state.Garbage.Where(g => g != id).ToArray() }, "collected", $"{c.ArtifactName} ({id})");
+            state = Transition(state with { Garbage = state.Garbage.Where(g => g != id).ToArray() }, "collected", $"{c.ArtifactName} ({id})");
         }
     }
 }

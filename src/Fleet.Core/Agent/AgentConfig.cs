@@ -16,6 +16,8 @@ public sealed record AgentConfig
     public RedisOptions Redis { get; init; } = new();
     public string RpcName { get; init; } = "docker_compose_service_machine1";
     public string Channel { get; init; } = "version_channel";
+    /// <summary>Where each step of a command is published (<see cref="FleetEvent"/>); empty: nowhere.</summary>
+    public string EventsChannel { get; init; } = "fleet_events";
     public IReadOnlyList<AgentApp> Apps { get; init; } = [];
     public byte[]? HmacKey { get; init; }
     public TimeSpan MaxCommandTtl { get; init; } = TimeSpan.FromMinutes(5);
@@ -32,7 +34,7 @@ public sealed record AgentConfig
     /// <summary>
     /// TOML file then environment:
     /// <code>
-    /// [redis] host, port, db, user, password, tls, tls_ca_file, tls_server_name, channel
+    /// [redis] host, port, db, user, password, tls, tls_ca_file, tls_server_name, channel, events_channel
     /// [agent] rpc_name, hmac_key_file, max_command_ttl_seconds, report_interval_seconds, submodule_config,
     ///         app_config (the engine's config, default $MENDER_APP_CONFIG or /etc/mender/mender-app.conf), docker, wire_style
     /// [apps.NAME] directory, service
@@ -83,6 +85,7 @@ public sealed record AgentConfig
         {
             Redis = redis,
             Channel = f.GetString("redis.channel", "version_channel"),
+            EventsChannel = f.GetString("redis.events_channel", "fleet_events"),
             RpcName = E("FLEET_RPC_NAME") ?? f.GetString("agent.rpc_name") ?? throw new ConfigException("no RPC name: set [agent] rpc_name (e.g. docker_compose_service_machine1) or FLEET_RPC_NAME; it must be unique per device"),
             Apps = dirs.Select(d => new AgentApp(d.Key, Path.GetFullPath(d.Value), services.GetValueOrDefault(d.Key))).ToList(),
             HmacKey = key,

@@ -25,18 +25,35 @@ public sealed class FleetAgent
     private readonly CommandVerifier? _verifier;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new();
     private readonly IdempotencyCache _done = new();
+    /// <summary>The command being served in this async flow (its events carry it).</summary>
+    private readonly AsyncLocal<(string Command, string? Id)?> _command = new();
 
     public FleetAgent(AgentConfig cfg, IFleetBus bus)
     {
         _cfg = cfg;
         _bus = bus;
         var env = cfg.SubModuleConfig is null ? null : new Dictionary<string, string?> { ["MENDER_APP_DOCKER_COMPOSE_CONF"] = cfg.SubModuleConfig };
-        _engine = new InstallEngine(cfg.Engine, env);
+        _engine = new InstallEngine(cfg.Engine, env, (app, step, detail) => Event(app, step, detail));
         _puller = new ImagePuller(cfg.DockerCli);
         _verifier = cfg.HmacKey is null ? null : new CommandVerifier(cfg.HmacKey, cfg.RpcName, cfg.MaxCommandTtl);
     }
 
     public AppStore Store => _engine.Store;
+
+    /// <summary>Publishes one step on the events channel; never throws (a lost event loses no state: the journal has it).</summary>
+    private void Event(string app, string step, string detail)
+    {
+        if (_cfg.EventsChannel.Length == 0) return;
+        var (command, id) = _command.Value ?? ("recovery", (string?)null);
+        var e = new FleetEvent(_cfg.RpcName, app, command, id, step, detail, DateTimeOffset.UtcNow.ToUnixTimeMilliseconds());
+        _ = PublishEventAsync(e);
+    }
+
+    private async Task PublishEventAsync(FleetEvent e)
+    {
+        try { await _bus.PublishAsync(_cfg.EventsChannel, WireCodec.EncodeEvent(e), CancellationToken.None); }
+        catch (Exception ex) when (ex is not OutOfMemoryException) { Log.Warning($"cannot publish event {e.Event} of {e.App}: {ex.Message}"); }
+    }
 
     public async Task RunAsync(CancellationToken ct)
     {
@@ -135,10 +152,13 @@ public sealed class FleetAgent
                 Log.Info($"command {req.Command} {app.Name}: idempotency key {seen} already run; answered again, not run twice");
                 return answer;
             }
-            Log.Info($"command {req.Command} {app.Name}{(req.NewVersion is null ? "" : " " + req.NewVersion)}{(req.Service is null ? "" : " service " + req.Service)}");
+            var id = req.IdempotencyKey ?? req.Nonce ?? Guid.NewGuid().ToString("N")[..16];
+            _command.Value = (req.Command, id);
+            Log.Info($"command {req.Command} {app.Name}{(req.NewVersion is null ? "" : " " + req.NewVersion)}{(req.Service is null ? "" : " service " + req.Service)} (command id {id})");
+            Event(app.Name, "started", req.NewVersion ?? "");
             var resp = req.Command switch
             {
-                "update_version" => await UpdateVersionAsync(app, req.NewVersion, FleetOrigin(req, app), ct),
+                "update_version" => await UpdateVersionAsync(app, req.NewVersion, FleetOrigin(app), ct),
                 "down" => await StepAsync(app, async () =>
                 {
                     await AdoptAsync(app, ct);
@@ -151,23 +171,19 @@ public sealed class FleetAgent
                     await _engine.RestartAsync(app.Name, "restart", req.Wait ?? true, ct);
                 }, $"Restarted all services in {app.Directory}", ct),
                 "update" when req.Service is not null => WholeAppOnly(req),
-                "update" => await UpdateAsync(app, FleetOrigin(req, app), ct),
+                "update" => await UpdateAsync(app, FleetOrigin(app), ct),
                 _ => new DockerCommandResponse(false, $"unknown command '{req.Command}'; supported: update_version, down, restart, update"),
             };
             Log.Write(resp.Success ? LogLevel.Info : LogLevel.Warning, $"command {req.Command} {app.Name}: {resp.Message}");
             if (req.IdempotencyKey is { } key) _done.Add(key, resp);
+            Event(app.Name, resp.Success ? "succeeded" : "failed", resp.Message);
             return resp;
         }
         finally { gate.Release(); }
     }
 
-    /// <summary>The origin a fleet command's version is stored with: the command's nonce when it is signed, else an id made here (logged).</summary>
-    private static Origin FleetOrigin(DockerCommandRequest req, AgentApp app)
-    {
-        var id = req.Nonce ?? Guid.NewGuid().ToString("N")[..16];
-        Log.Info($"command {req.Command} {app.Name}: command id {id}");
-        return new Origin("fleet", id, app.Directory);
-    }
+    /// <summary>The origin a fleet command's version is stored with: the command's idempotency key, else its nonce when it is signed, else an id made here (logged).</summary>
+    private Origin FleetOrigin(AgentApp app) => new("fleet", _command.Value?.Id, app.Directory);
 
     private static DockerCommandResponse WholeAppOnly(DockerCommandRequest req) =>
         new(false, $"{req.Command} of one service ('{req.Service}') is not supported: the install engine rolls out whole applications through the sub-module; send {req.Command} without a service");

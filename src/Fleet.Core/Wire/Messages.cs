@@ -44,6 +44,19 @@ public sealed record DockerCommandRequest(
     public string? Signature { get; init; }
 }
 
+/// <summary>One step of a fleet command on a device, published on the agent's events channel (<c>fleet_events</c>)
+/// for the updater's convergence view: <c>started</c>, the engine's journal steps (<c>prepared</c>, <c>loading</c>,
+/// <c>rolling-out</c>, <c>rolled-out</c>, <c>installed</c>, <c>committed</c>, <c>rolled-back</c>, <c>collected</c>, ...),
+/// then <c>succeeded</c> or <c>failed</c> with the reason.</summary>
+public sealed record FleetEvent(
+    [property: JsonPropertyName("rpc_name")] string RpcName,
+    [property: JsonPropertyName("app")] string App,
+    [property: JsonPropertyName("command")] string Command,
+    [property: JsonPropertyName("command_id")] string? CommandId,
+    [property: JsonPropertyName("event")] string Event,
+    [property: JsonPropertyName("detail")] string Detail,
+    [property: JsonPropertyName("time_unix_ms")] long TimeUnixMs);
+
 /// <summary>The design's DockerCommandResponse (the <c>data</c> of an RPC reply).</summary>
 public sealed record DockerCommandResponse(
     [property: JsonPropertyName("success")] bool Success,
@@ -73,6 +86,7 @@ public sealed record Heartbeat([property: JsonPropertyName("ts")] long Ts);
     RespectNullableAnnotations = true,
     RespectRequiredConstructorParameters = true,
     PropertyNameCaseInsensitive = false)]
+[JsonSerializable(typeof(FleetEvent))]
 [JsonSerializable(typeof(VersionMessage))]
 [JsonSerializable(typeof(DockerCommandRequest))]
 [JsonSerializable(typeof(DockerCommandResponse))]

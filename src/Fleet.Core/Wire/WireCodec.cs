@@ -72,6 +72,10 @@ public static class WireCodec
         return Finish(buf.WrittenSpan.ToArray(), style);
     }
 
+    public static byte[] EncodeEvent(FleetEvent e) => JsonSerializer.SerializeToUtf8Bytes(e, Ctx.FleetEvent);
+
+    public static FleetEvent DecodeEvent(byte[] b) => JsonSerializer.Deserialize(b, Ctx.FleetEvent) ?? throw new JsonException("null event");
+
     public static byte[] EncodeHeartbeat(long tsNs) => JsonSerializer.SerializeToUtf8Bytes(new Heartbeat(tsNs), Ctx.Heartbeat);
 
     public static VersionMessage DecodeVersion(ReadOnlySpan<byte> payload)
