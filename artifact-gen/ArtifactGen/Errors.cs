@@ -4,13 +4,13 @@ namespace ArtifactGen;
 public static class ExitCodes
 {
     public const int Success = 0;
-    public const int Internal = 1;
+    public const int Internal = 70;
     public const int Usage = 2;
     public const int InvalidInput = 3;
     public const int ImageUnavailable = 4;
     public const int DeltaFailed = 5;
     public const int OutputFailed = 6;
-    public const int Cancelled = 130;
+    public const int Cancelled = 143;
 }
 
 /// <summary>An error app-gen reports in one line and maps to an exit code.</summary>

@@ -6,14 +6,15 @@ using ArtifactGen;
 //
 // Exit-code contract (ExitCodes in Errors.cs; every exception is mapped here, in one place):
 //   0    success: the artifact exists at --output-path (and, with --json, the summary is on stdout)
-//   1    internal error (a bug): the message names the exception
 //   2    usage error: unknown option, missing required option, bad option value
 //   3    invalid input: application name, orchestrator, platform, manifests dir missing/empty,
 //        compose/k8s file unreadable, unreadable or unsupported signing key, bad --image-file
 //   4    image unavailable: not in the engine nor the image files, platform mismatch, engine unreachable
 //   5    delta generation failed: xdelta3 missing or failing, formats that cannot be paired
 //   6    output not writable: missing output directory, disk full, permission denied
-//   130  cancelled (SIGINT/SIGTERM)
+//   70   internal error (a bug): the message names the exception
+//   143  cancelled (SIGINT/SIGTERM)
+// (docs/exit-codes.md: the table every executable shares)
 // On any non-zero exit no output file (and no temporary file) is left behind. Messages are one line on
 // stderr ("app-gen: error: ..."); progress goes to stderr; only --json output goes to stdout.
 

@@ -15,7 +15,7 @@ namespace Fleet.Agent;
 /// [agent] app_config, else /etc/mender/mender-app.conf), rolled out by the docker-compose sub-module.
 /// Exit codes (exceptions are mapped in one place, <see cref="FleetProgram.RunAsync"/>):
 ///   0  stopped by SIGINT/SIGTERM
-///   1  unexpected error
+///  70  unexpected error (a bug; docs/exit-codes.md)
 ///   2  bad usage or configuration
 ///   3  Redis unreachable at start
 /// </summary>

@@ -18,7 +18,7 @@ namespace Fleet.Updater;
 /// line per app ("app1 2.1.0" or "app2 MISSING") on stdout and exits.
 /// Exit codes (exceptions are mapped in one place, <see cref="FleetProgram.RunAsync"/>):
 ///   0  stopped by SIGINT/SIGTERM, or --check found every target
-///   1  unexpected error (a bug; the message says where)
+///  70  unexpected error (a bug; the message says where; docs/exit-codes.md)
 ///   2  bad usage or configuration
 ///   3  Redis unreachable at start
 ///   4  --check: at least one target is missing or could not be checked

@@ -10,7 +10,7 @@ public sealed class UsageException(string message) : Exception(message);
 /// <summary>
 /// The one place where the fleet executables (fleet-updater, fleet-agent) turn exceptions into
 /// their exit codes; each executable documents its contract where its Main lives:
-/// 0 stopped by SIGINT/SIGTERM (cancellation), 1 unexpected error, 2 bad usage or configuration,
+/// 0 stopped by SIGINT/SIGTERM (cancellation), 70 unexpected error, 2 bad usage or configuration,
 /// 3 Redis unreachable at start; any other code is the run's own answer.
 /// </summary>
 public static class FleetProgram
@@ -33,6 +33,6 @@ public static class FleetProgram
         catch (FormatException e) { Log.Error("configuration: " + e.Message); return 2; }
         catch (FleetBusException e) { Log.Error(e.Message); return 3; }
         catch (OperationCanceledException) { return 0; }
-        catch (Exception e) { Log.Error($"unexpected error: {e}"); return 1; }
+        catch (Exception e) { Log.Error($"unexpected error: {e}"); return 70; }
     }
 }
