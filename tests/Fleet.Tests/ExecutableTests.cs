@@ -103,7 +103,12 @@ public sealed class ExecutableTests(Deferred<AgentFixture> deferred) : IClassFix
             Assert.Equal($"# ops notes\nservices:\n  web:\n    image: {fx.Repo}:2.0  # current\n", File.ReadAllText(compose));
             var cid = DockerEngine.DockerOk("ps", "-q", "--filter", $"label=com.docker.compose.project={app}").Trim();
             Assert.Equal($"{fx.Repo}:2.0|healthy", DockerEngine.DockerOk("inspect", "-f", "{{.Config.Image}}|{{.State.Health.Status}}", cid).Trim());
-            await Task.Delay(1500); // a few more periodic 2.0 reports: judged up to date, no second update
+            // No second update: a second one would be decided before the agent's next 2.0 reports are judged up to
+            // date, so wait for two such judgements (the agent reports every second) and then count the updates.
+            metrics = await MetricsWhenAsync(http, metricsPort, m => Counter(m, "fleet_decisions_total{decision=\"uptodate\"}") >= 2);
+            Assert.True(Counter(metrics, "fleet_decisions_total{decision=\"uptodate\"}") >= 2, $"the updated app's reports were not judged up to date.\nupdater:\n{updater.Stderr}\nagent:\n{agent.Stderr}");
+            Assert.Equal(1, Counter(metrics, "fleet_decisions_total{decision=\"update\"}"));
+            Assert.Equal(1, Counter(metrics, "fleet_rpc_total{outcome=\"success\"}"));
             Assert.Equal(0, updater.Terminate());
             Assert.Equal(0, agent.Terminate());
             Assert.Contains("Successfully updated to version 2.0", updater.Stderr);
@@ -114,6 +119,23 @@ public sealed class ExecutableTests(Deferred<AgentFixture> deferred) : IClassFix
             Cmd.Run("/usr/bin/docker", ["compose", "--project-directory", dir, "-p", app, "down", "--remove-orphans"]);
         }
     }
+
+    /// <summary>The updater's /metrics once <paramref name="done"/> holds for them (polled for up to 150 s; the last answer otherwise).</summary>
+    private static async Task<string> MetricsWhenAsync(HttpClient http, int port, Func<string, bool> done)
+    {
+        var metrics = "";
+        for (int i = 0; i < 600 && !done(metrics); i++)
+        {
+            await Task.Delay(250);
+            try { metrics = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics"); } catch (HttpRequestException) { }
+        }
+
+        return metrics;
+    }
+
+    /// <summary>The value of one counter line ("name{labels} value") in Prometheus text, 0 when absent.</summary>
+    private static long Counter(string metrics, string series) =>
+        metrics.Split('\n').Where(l => l.StartsWith(series + " ", StringComparison.Ordinal)).Select(l => long.Parse(l[(series.Length + 1)..].Trim(), System.Globalization.CultureInfo.InvariantCulture)).FirstOrDefault();
 
     [SkippableFact]
     public void Check_prints_each_target_and_exits_4_when_one_is_missing_and_bad_config_exits_2()
