@@ -80,7 +80,8 @@ pkg appmodule-fleet-updater net "libc6 (>= 2.34), libssl3 | libssl1.1" "redis-se
   "Fleet updater service for container applications" \
   "Listens to application version reports over Redis, checks that the configured target version exists in the registry and asks the device agent to update." \
   lib/systemd/system/fleet-updater.service etc/fleet/updater.toml
-pkg appmodule-fleet-agent net "libc6 (>= 2.34), libssl3 | libssl1.1" "docker.io | docker-ce, mender-app-modules" \
+# The agent installs through app's engine and its docker-compose sub-module: it needs that package.
+pkg appmodule-fleet-agent net "libc6 (>= 2.34), libssl3 | libssl1.1, mender-app-modules (= $version)" "docker.io | docker-ce" \
   "Device agent of the AppModule fleet trigger" \
   "Serves update requests over Redis for the docker-compose applications of a device, with health-gated rollout and rollback, and reports the running versions." \
   lib/systemd/system/fleet-agent.service etc/fleet/agent.toml

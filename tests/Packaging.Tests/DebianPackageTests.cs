@@ -63,6 +63,14 @@ public sealed class DebianPackageTests : IClassFixture<DebianPackageTests.Packag
     }
 
     [Fact]
+    public void The_fleet_agent_package_depends_on_the_device_package_whose_engine_it_installs_through()
+    {
+        var depends = Cmd.Ok("dpkg-deb", "-f", _packages.Deb("appmodule-fleet-agent"), "Depends");
+        var version = Cmd.Ok("dpkg-deb", "-f", _packages.Deb("mender-app-modules"), "Version").Trim();
+        Assert.Contains($"mender-app-modules (= {version})", depends, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void Installing_into_a_root_then_upgrading_keeps_a_locally_edited_config()
     {
         using var root = new TempDir("dpkg-root");
