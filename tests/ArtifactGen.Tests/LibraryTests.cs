@@ -456,8 +456,8 @@ public sealed class PayloadTests : IDisposable
         { "manifests/link", TarEntryType.SymbolicLink, "/etc/passwd", "absolute or leaves its directory" },
         { "manifests/link", TarEntryType.SymbolicLink, "../../etc", "absolute or leaves its directory" },
         { "manifests/hard", TarEntryType.HardLink, "/etc/shadow", "outside manifests/" },
-        { "manifests/dev", TarEntryType.CharacterDevice, null, "CharacterDevice" },
-        { "manifests/fifo", TarEntryType.Fifo, null, "Fifo" },
+        { "manifests/dev", TarEntryType.CharacterDevice, null, "is a character device (tar type '3')" },
+        { "manifests/fifo", TarEntryType.Fifo, null, "is a FIFO (tar type '6')" },
     };
 
     [Theory]
