@@ -1,5 +1,5 @@
-using System.Runtime.InteropServices;
 using AppModule.Core.Install;
+using AppModule.Core.Policy;
 using AppModule.Core.Store;
 using AppModule.Engine;
 using AppModule.Runtime;
@@ -24,13 +24,7 @@ public sealed class ComposeSource(string application, string version, string fil
     public Origin Origin => origin;
 
     /// <summary>This device's platform (the images are pulled for it).</summary>
-    public string Platform { get; } = "linux/" + (RuntimeInformation.OSArchitecture switch
-    {
-        Architecture.X64 => "amd64",
-        Architecture.Arm64 => "arm64",
-        Architecture.Arm => "arm",
-        var a => a.ToString().ToLowerInvariant(),
-    });
+    public string Platform { get; } = Platforms.Machine();
 
     public IReadOnlyDictionary<string, string> Env { get; } = new Dictionary<string, string>();
 
