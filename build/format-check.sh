@@ -2,7 +2,7 @@
 # Checks that the tree follows .editorconfig: whitespace (indentation, line endings, final newline,
 # spacing) and the code-style rules marked :warning there. Exits non-zero and lists the files on a
 # difference. Fix with: build/format-check.sh --fix
-# Not wired into `make test` yet: the tree gets one mass reformat first (see the issue 17 notes).
+# build/test.sh (make test, CI) runs it first.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 sln="$top/AppModule.sln"

@@ -4,6 +4,8 @@
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 cd "$top"
+# One code style (.editorconfig): a formatting difference fails the run before anything slow starts.
+build/format-check.sh
 build/publish.sh linux-x64
 build/publish.sh linux-arm64          # the arm64 binaries are tested under qemu (tests/Packaging.Tests)
 build/arm64-sysroot.sh out/arm64-root

@@ -106,15 +106,16 @@ public sealed record GenOptions
                 case "-r": case "--orchestrator": orchestrator = Value(); break;
                 case "-p": case "--platform": platform = Value(); break;
                 case "-m": case "--manifests-dir": manifests = Value(); break;
-                case "-i": case "--image":
-                {
-                    var v = Value();
-                    var parts = v.Split(',');
-                    if (parts.Length > 2 || parts.Any(p => p.Trim().Length == 0))
-                        throw new UsageException($"--image {v}: give NEW or CURRENT,NEW (image references, no spaces)");
-                    o.Images.Add(parts.Length == 2 ? new ImageRequest(parts[0].Trim(), parts[1].Trim()) : new ImageRequest(parts[0].Trim(), parts[0].Trim()));
-                    break;
-                }
+                case "-i":
+                case "--image":
+                    {
+                        var v = Value();
+                        var parts = v.Split(',');
+                        if (parts.Length > 2 || parts.Any(p => p.Trim().Length == 0))
+                            throw new UsageException($"--image {v}: give NEW or CURRENT,NEW (image references, no spaces)");
+                        o.Images.Add(parts.Length == 2 ? new ImageRequest(parts[0].Trim(), parts[1].Trim()) : new ImageRequest(parts[0].Trim(), parts[0].Trim()));
+                        break;
+                    }
                 case "-d": case "--deep-delta": deep = true; break;
                 case "--skip-images": skip = true; break;
                 case "--image-file": o.ImageFiles.Add(Value()); break;
@@ -129,12 +130,12 @@ public sealed record GenOptions
                 case "--clears-provides": o.ClearsProvides.Add(Value()); break;
                 case "-g": case "--artifact-group": group = Value(); break;
                 case "--compression":
-                {
-                    var v = Value();
-                    if (!AppModule.Artifacts.Compression.TryParse(v, out compression))
-                        throw new UsageException($"--compression {v}: use none, gzip or lzma");
-                    break;
-                }
+                    {
+                        var v = Value();
+                        if (!AppModule.Artifacts.Compression.TryParse(v, out compression))
+                            throw new UsageException($"--compression {v}: use none, gzip or lzma");
+                        break;
+                    }
                 case "-k": case "--key": key = Value(); break;
                 case "--json": json = true; break;
                 case "-q": case "--quiet": quiet = true; break;
@@ -147,11 +148,26 @@ public sealed record GenOptions
         }
         var opts = o with
         {
-            ArtifactName = artifactName ?? "", OutputPath = output ?? o.OutputPath, Platform = platform ?? "",
-            Orchestrator = orchestrator ?? "", ManifestsDir = manifests ?? "", ApplicationName = app ?? "",
-            K8sNamespace = ns, K8sCtrAddress = ctr, SoftwareName = swName, SoftwareVersion = swVersion, ArtifactGroup = group,
-            DeepDelta = deep, SkipImages = skip, Json = json, Quiet = quiet, Help = help, Compression = compression, KeyPath = key,
-            NoDefaultSoftwareVersion = noSw, NoDefaultClearsProvides = noClears,
+            ArtifactName = artifactName ?? "",
+            OutputPath = output ?? o.OutputPath,
+            Platform = platform ?? "",
+            Orchestrator = orchestrator ?? "",
+            ManifestsDir = manifests ?? "",
+            ApplicationName = app ?? "",
+            K8sNamespace = ns,
+            K8sCtrAddress = ctr,
+            SoftwareName = swName,
+            SoftwareVersion = swVersion,
+            ArtifactGroup = group,
+            DeepDelta = deep,
+            SkipImages = skip,
+            Json = json,
+            Quiet = quiet,
+            Help = help,
+            Compression = compression,
+            KeyPath = key,
+            NoDefaultSoftwareVersion = noSw,
+            NoDefaultClearsProvides = noClears,
         };
         // `with` copies the list references, so the lists filled above carry over.
         if (opts.Help) return opts;

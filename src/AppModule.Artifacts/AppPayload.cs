@@ -424,8 +424,14 @@ public static class PayloadArchive
     /// <summary>A GNU tar entry with fixed owner, times and mode (reproducible).</summary>
     public static GnuTarEntry Entry(TarEntryType type, string name, UnixFileMode mode, DateTimeOffset mtime) => new(type, name)
     {
-        Mode = mode, Uid = 0, Gid = 0, UserName = "root", GroupName = "root",
-        ModificationTime = mtime, AccessTime = mtime, ChangeTime = mtime,
+        Mode = mode,
+        Uid = 0,
+        Gid = 0,
+        UserName = "root",
+        GroupName = "root",
+        ModificationTime = mtime,
+        AccessTime = mtime,
+        ChangeTime = mtime,
     };
 
     public const UnixFileMode FileMode644 = (UnixFileMode)0b110_100_100;

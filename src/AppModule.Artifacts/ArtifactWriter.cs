@@ -151,7 +151,10 @@ public static class ArtifactWriter
             {
                 var e = new UstarTarEntry(TarEntryType.RegularFile, name)
                 {
-                    Mode = (UnixFileMode)0b110_000_000, Uid = 0, Gid = 0, ModificationTime = mtime,
+                    Mode = (UnixFileMode)0b110_000_000,
+                    Uid = 0,
+                    Gid = 0,
+                    ModificationTime = mtime,
                     DataStream = new MemoryStream(Encoding.UTF8.GetBytes(text)),
                 };
                 tar.WriteEntry(e);
@@ -168,8 +171,13 @@ public static class ArtifactWriter
     {
         var e = new UstarTarEntry(TarEntryType.RegularFile, name)
         {
-            Mode = (UnixFileMode)0b110_000_000, Uid = 0, Gid = 0, UserName = owner, GroupName = owner,
-            ModificationTime = mtime, DataStream = new MemoryStream(content),
+            Mode = (UnixFileMode)0b110_000_000,
+            Uid = 0,
+            Gid = 0,
+            UserName = owner,
+            GroupName = owner,
+            ModificationTime = mtime,
+            DataStream = new MemoryStream(content),
         };
         await tar.WriteEntryAsync(e, ct).ConfigureAwait(false);
     }

@@ -13,7 +13,9 @@ internal static class Unix
     {
         var o = new FileStreamOptions
         {
-            Mode = FileMode.CreateNew, Access = FileAccess.Write, BufferSize = 1 << 16,
+            Mode = FileMode.CreateNew,
+            Access = FileAccess.Write,
+            BufferSize = 1 << 16,
             Options = async ? FileOptions.Asynchronous : FileOptions.None,
         };
         if (!OperatingSystem.IsWindows()) o.UnixCreateMode = mode;

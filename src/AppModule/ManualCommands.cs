@@ -1,7 +1,7 @@
 using AppModule.Artifacts;
 using AppModule.Core;
-using AppModule.Engine;
 using AppModule.Core.Protocol;
+using AppModule.Engine;
 using AppModule.Runtime;
 
 namespace AppModule;

@@ -1,7 +1,7 @@
 using AppModule.Runtime;
-using Fleet.Core.Hosting;
 using Fleet.Core.Agent;
 using Fleet.Core.Bus;
+using Fleet.Core.Hosting;
 
 namespace Fleet.Agent;
 

@@ -1,7 +1,7 @@
 using AppModule.Runtime;
-using Fleet.Core.Hosting;
 using Fleet.Core.Bus;
 using Fleet.Core.Config;
+using Fleet.Core.Hosting;
 using Fleet.Core.Observability;
 using Fleet.Core.Registry;
 using Fleet.Core.Updater;

@@ -52,74 +52,74 @@ public static class Workloads
         switch (kind)
         {
             case "Deployment":
-            {
-                var desired = Long(o["spec"]?["replicas"], 1);
-                var updated = Long(status["updatedReplicas"]);
-                var replicas = Long(status["replicas"]);
-                var available = Long(status["availableReplicas"]);
-                var alive = desired == 0 || Long(status["readyReplicas"]) > 0;
-                var progressing = Condition(status, "Progressing");
-                if (progressing is { } p && p.Reason == "ProgressDeadlineExceeded")
                 {
-                    return new WorkloadState(false, alive, true, $"progress deadline exceeded: {p.Message}{Conditions(status)}");
-                }
+                    var desired = Long(o["spec"]?["replicas"], 1);
+                    var updated = Long(status["updatedReplicas"]);
+                    var replicas = Long(status["replicas"]);
+                    var available = Long(status["availableReplicas"]);
+                    var alive = desired == 0 || Long(status["readyReplicas"]) > 0;
+                    var progressing = Condition(status, "Progressing");
+                    if (progressing is { } p && p.Reason == "ProgressDeadlineExceeded")
+                    {
+                        return new WorkloadState(false, alive, true, $"progress deadline exceeded: {p.Message}{Conditions(status)}");
+                    }
 
-                if (updated < desired)
-                {
-                    return new WorkloadState(false, alive, false, $"{updated} of {desired} replicas updated{Conditions(status)}");
-                }
+                    if (updated < desired)
+                    {
+                        return new WorkloadState(false, alive, false, $"{updated} of {desired} replicas updated{Conditions(status)}");
+                    }
 
-                if (replicas > updated)
-                {
-                    return new WorkloadState(false, alive, false, $"{replicas - updated} old replicas pending termination{Conditions(status)}");
-                }
+                    if (replicas > updated)
+                    {
+                        return new WorkloadState(false, alive, false, $"{replicas - updated} old replicas pending termination{Conditions(status)}");
+                    }
 
-                if (available < updated)
-                {
-                    return new WorkloadState(false, alive, false, $"{available} of {updated} updated replicas available{Conditions(status)}");
-                }
+                    if (available < updated)
+                    {
+                        return new WorkloadState(false, alive, false, $"{available} of {updated} updated replicas available{Conditions(status)}");
+                    }
 
-                return new WorkloadState(true, alive, false, $"{available} of {desired} replicas available");
-            }
+                    return new WorkloadState(true, alive, false, $"{available} of {desired} replicas available");
+                }
 
             case "StatefulSet":
-            {
-                var desired = Long(o["spec"]?["replicas"], 1);
-                var ready = Long(status["readyReplicas"]);
-                var updated = Long(status["updatedReplicas"]);
-                var available = status["availableReplicas"] is null ? ready : Long(status["availableReplicas"]);
-                var alive = desired == 0 || ready > 0;
-                if (updated < desired)
                 {
-                    return new WorkloadState(false, alive, false, $"{updated} of {desired} replicas updated{Conditions(status)}");
-                }
+                    var desired = Long(o["spec"]?["replicas"], 1);
+                    var ready = Long(status["readyReplicas"]);
+                    var updated = Long(status["updatedReplicas"]);
+                    var available = status["availableReplicas"] is null ? ready : Long(status["availableReplicas"]);
+                    var alive = desired == 0 || ready > 0;
+                    if (updated < desired)
+                    {
+                        return new WorkloadState(false, alive, false, $"{updated} of {desired} replicas updated{Conditions(status)}");
+                    }
 
-                if (ready < desired || available < desired)
-                {
-                    return new WorkloadState(false, alive, false, $"{Math.Min(ready, available)} of {desired} replicas ready and available{Conditions(status)}");
-                }
+                    if (ready < desired || available < desired)
+                    {
+                        return new WorkloadState(false, alive, false, $"{Math.Min(ready, available)} of {desired} replicas ready and available{Conditions(status)}");
+                    }
 
-                return new WorkloadState(true, alive, false, $"{available} of {desired} replicas available");
-            }
+                    return new WorkloadState(true, alive, false, $"{available} of {desired} replicas available");
+                }
 
             case "DaemonSet":
-            {
-                var desired = Long(status["desiredNumberScheduled"]);
-                var updated = Long(status["updatedNumberScheduled"]);
-                var available = Long(status["numberAvailable"]);
-                var alive = desired == 0 || Long(status["numberReady"]) > 0;
-                if (updated < desired)
                 {
-                    return new WorkloadState(false, alive, false, $"{updated} of {desired} scheduled pods updated{Conditions(status)}");
-                }
+                    var desired = Long(status["desiredNumberScheduled"]);
+                    var updated = Long(status["updatedNumberScheduled"]);
+                    var available = Long(status["numberAvailable"]);
+                    var alive = desired == 0 || Long(status["numberReady"]) > 0;
+                    if (updated < desired)
+                    {
+                        return new WorkloadState(false, alive, false, $"{updated} of {desired} scheduled pods updated{Conditions(status)}");
+                    }
 
-                if (available < desired)
-                {
-                    return new WorkloadState(false, alive, false, $"{available} of {desired} scheduled pods available{Conditions(status)}");
-                }
+                    if (available < desired)
+                    {
+                        return new WorkloadState(false, alive, false, $"{available} of {desired} scheduled pods available{Conditions(status)}");
+                    }
 
-                return new WorkloadState(true, alive, false, $"{available} of {desired} scheduled pods available");
-            }
+                    return new WorkloadState(true, alive, false, $"{available} of {desired} scheduled pods available");
+                }
 
             default:
                 return new WorkloadState(true, true, false, "not a workload");

@@ -71,8 +71,13 @@ public sealed class RegistryTokenAuthTests : IDisposable
         var header = JsonSerializer.Serialize(new Dictionary<string, object> { ["alg"] = "RS256", ["typ"] = "JWT", ["x5c"] = new[] { Convert.ToBase64String(_cert.RawData) } });
         var claims = JsonSerializer.Serialize(new Dictionary<string, object>
         {
-            ["iss"] = "fleet-test-issuer", ["sub"] = "fleet", ["aud"] = "fleet-test-registry",
-            ["exp"] = now + 300, ["nbf"] = now - 10, ["iat"] = now, ["jti"] = Guid.NewGuid().ToString("N"),
+            ["iss"] = "fleet-test-issuer",
+            ["sub"] = "fleet",
+            ["aud"] = "fleet-test-registry",
+            ["exp"] = now + 300,
+            ["nbf"] = now - 10,
+            ["iat"] = now,
+            ["jti"] = Guid.NewGuid().ToString("N"),
             ["access"] = new[] { new Dictionary<string, object> { ["type"] = "repository", ["name"] = repo, ["actions"] = actions } },
         });
         var signingInput = B64(Encoding.UTF8.GetBytes(header)) + "." + B64(Encoding.UTF8.GetBytes(claims));

@@ -83,7 +83,10 @@ public sealed class K8sRun : IDisposable
 
     public Dictionary<string, string?> Env { get; } = new()
     {
-        ["KUBECONFIG"] = null, ["K8S_NAMESPACE"] = null, ["K8S_CTR_ADDRESS"] = null, ["MENDER_APP_UPDATE_MODULE_PLATFORM"] = null,
+        ["KUBECONFIG"] = null,
+        ["K8S_NAMESPACE"] = null,
+        ["K8S_CTR_ADDRESS"] = null,
+        ["MENDER_APP_UPDATE_MODULE_PLATFORM"] = null,
     };
 
     public CmdResult Run(params string[] args)

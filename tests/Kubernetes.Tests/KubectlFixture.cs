@@ -36,8 +36,12 @@ public sealed partial class KubectlFixture : IDisposable
         Requires.Component("kubectl", Unavailable);
         var env = new Dictionary<string, string?>
         {
-            ["KUBECONFIG"] = KubeConfig, ["KUBECACHEDIR"] = Dir.Dir("cache"), ["HOME"] = Dir.Dir("home"),
-            ["KUBECTL_EXTERNAL_DIFF"] = null, ["KUBE_EDITOR"] = null, ["NO_COLOR"] = "1",
+            ["KUBECONFIG"] = KubeConfig,
+            ["KUBECACHEDIR"] = Dir.Dir("cache"),
+            ["HOME"] = Dir.Dir("home"),
+            ["KUBECTL_EXTERNAL_DIFF"] = null,
+            ["KUBE_EDITOR"] = null,
+            ["NO_COLOR"] = "1",
         };
         return Cmd.Run(Kubectl, args, env, timeout: TimeSpan.FromMinutes(1));
     }

@@ -1,7 +1,6 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Threading.Channels;
-using StackExchange.Redis;
 using AppModule.Runtime;
 using Fleet.Core.Bus;
 using Fleet.Core.Config;
@@ -11,6 +10,7 @@ using Fleet.Core.Security;
 using Fleet.Core.State;
 using Fleet.Core.Versioning;
 using Fleet.Core.Wire;
+using StackExchange.Redis;
 
 namespace Fleet.Core.Updater;
 

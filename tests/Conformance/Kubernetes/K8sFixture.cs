@@ -17,8 +17,11 @@ public sealed class K8sFixture : IOrchestratorFixture
 {
     private static readonly Dictionary<string, string> BaseImages = new()
     {
-        ["1.0"] = "appmodule/web:1.0", ["2.0"] = "appmodule/web:2.0", ["nohealth"] = "appmodule/web:nohealth",
-        ["exits"] = "appmodule/web:exits", ["unhealthy"] = "appmodule/web:unhealthy",
+        ["1.0"] = "appmodule/web:1.0",
+        ["2.0"] = "appmodule/web:2.0",
+        ["nohealth"] = "appmodule/web:nohealth",
+        ["exits"] = "appmodule/web:exits",
+        ["unhealthy"] = "appmodule/web:unhealthy",
     };
 
     private readonly TempDir _dir = new("k8s-conformance");

@@ -7,10 +7,10 @@ using System.Text.Json;
 using System.Text.Json.Nodes;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Hosting;
-using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.AspNetCore.Hosting.Server;
 using Microsoft.AspNetCore.Hosting.Server.Features;
 using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Server.Kestrel.Https;
 using Microsoft.Extensions.DependencyInjection;
 using Microsoft.Extensions.Logging;
 
@@ -562,7 +562,10 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         {
             var entry = new JsonObject
             {
-                ["name"] = d.Resource, ["singularName"] = d.Singular, ["namespaced"] = d.Namespaced, ["kind"] = d.Kind,
+                ["name"] = d.Resource,
+                ["singularName"] = d.Singular,
+                ["namespaced"] = d.Namespaced,
+                ["kind"] = d.Kind,
                 ["verbs"] = new JsonArray("create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"),
             };
             if (d.ShortNames.Count > 0)
@@ -626,7 +629,8 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
 
         return new JsonObject
         {
-            ["kind"] = def.Kind + "List", ["apiVersion"] = def.GroupVersion,
+            ["kind"] = def.Kind + "List",
+            ["apiVersion"] = def.GroupVersion,
             ["metadata"] = new JsonObject { ["resourceVersion"] = version },
             ["items"] = items,
         };
@@ -774,45 +778,45 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         switch (media)
         {
             case "application/apply-patch+yaml":
-            {
-                if (manager.Length == 0)
                 {
-                    throw new ApiError(400, "BadRequest", "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests");
-                }
+                    if (manager.Length == 0)
+                    {
+                        throw new ApiError(400, "BadRequest", "PATCH, application/apply-patch+yaml: fieldManager is required for apply requests");
+                    }
 
-                var force = query["force"].ToString() == "true";
-                var config = Parse(body);
-                CheckIdentity(def, ns, name, config);
-                if (config["apiVersion"] is null || config["kind"] is null)
-                {
-                    throw new ApiError(400, "BadRequest", "apiVersion and kind must be set in an apply configuration");
-                }
+                    var force = query["force"].ToString() == "true";
+                    var config = Parse(body);
+                    CheckIdentity(def, ns, name, config);
+                    if (config["apiVersion"] is null || config["kind"] is null)
+                    {
+                        throw new ApiError(400, "BadRequest", "apiVersion and kind must be set in an apply configuration");
+                    }
 
-                // Server-side apply types the configuration with the kind's schema first; a field the schema does not
-                // declare or a value of the wrong type fails there, as a plain error, so the apiserver answers 500
-                // (k8s.io/apimachinery/pkg/util/managedfields/internal/structuredmerge.go; kubernetes/kubernetes#122480, #139253).
-                if (Schema.FirstError(def, config, IsCustom(def)) is var (path, problem))
-                {
-                    var gvk = $"{def.GroupVersion}, Kind={def.Kind}";
-                    throw new ApiError(500, string.Empty, $"failed to create typed patch object ({(def.Namespaced ? ns : string.Empty)}/{name}; {(def.Group.Length == 0 ? "/" : string.Empty)}{gvk}): {path}: {problem}");
-                }
+                    // Server-side apply types the configuration with the kind's schema first; a field the schema does not
+                    // declare or a value of the wrong type fails there, as a plain error, so the apiserver answers 500
+                    // (k8s.io/apimachinery/pkg/util/managedfields/internal/structuredmerge.go; kubernetes/kubernetes#122480, #139253).
+                    if (Schema.FirstError(def, config, IsCustom(def)) is var (path, problem))
+                    {
+                        var gvk = $"{def.GroupVersion}, Kind={def.Kind}";
+                        throw new ApiError(500, string.Empty, $"failed to create typed patch object ({(def.Namespaced ? ns : string.Empty)}/{name}; {(def.Group.Length == 0 ? "/" : string.Empty)}{gvk}): {path}: {problem}");
+                    }
 
-                RequireNamespace(def, ns);
-                return Apply(def, ns ?? string.Empty, name, manager, force, config);
-            }
+                    RequireNamespace(def, ns);
+                    return Apply(def, ns ?? string.Empty, name, manager, force, config);
+                }
 
             case "application/merge-patch+json" or "application/strategic-merge-patch+json":
-            {
-                var s = Lookup(def, ns, name);
-                var patch = Parse(body);
-                if (def.HasStatus)
                 {
-                    patch.Remove("status");
-                }
+                    var s = Lookup(def, ns, name);
+                    var patch = Parse(body);
+                    if (def.HasStatus)
+                    {
+                        patch.Remove("status");
+                    }
 
-                MergeUpdate(def, s, patch, new Owner(ManagerOf(manager), "Update", string.Empty));
-                return (200, s.Object.DeepClone());
-            }
+                    MergeUpdate(def, s, patch, new Owner(ManagerOf(manager), "Update", string.Empty));
+                    return (200, s.Object.DeepClone());
+                }
 
             default:
                 throw new ApiError(415, "UnsupportedMediaType", $"the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml (got \"{media}\")");
@@ -892,23 +896,23 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             case "GET":
                 return (200, Scale(def, s));
             case "PATCH" or "PUT":
-            {
-                var patch = Parse(body);
-                if (method == "PATCH" && !(contentType ?? string.Empty).StartsWith("application/merge-patch+json", StringComparison.Ordinal)
-                                      && !(contentType ?? string.Empty).StartsWith("application/strategic-merge-patch+json", StringComparison.Ordinal))
                 {
-                    throw new ApiError(415, "UnsupportedMediaType", $"the fake scales with merge patches or PUT only (got {contentType})");
-                }
+                    var patch = Parse(body);
+                    if (method == "PATCH" && !(contentType ?? string.Empty).StartsWith("application/merge-patch+json", StringComparison.Ordinal)
+                                          && !(contentType ?? string.Empty).StartsWith("application/strategic-merge-patch+json", StringComparison.Ordinal))
+                    {
+                        throw new ApiError(415, "UnsupportedMediaType", $"the fake scales with merge patches or PUT only (got {contentType})");
+                    }
 
-                var scale = method == "PUT" ? patch : (JsonObject)Fields.MergePatch(Scale(def, s), patch)!;
-                if (scale["spec"]?["replicas"] is not JsonValue r || !r.TryGetValue<long>(out var replicas) || replicas < 0)
-                {
-                    throw new ApiError(422, "Invalid", $"Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: must be greater than or equal to 0");
-                }
+                    var scale = method == "PUT" ? patch : (JsonObject)Fields.MergePatch(Scale(def, s), patch)!;
+                    if (scale["spec"]?["replicas"] is not JsonValue r || !r.TryGetValue<long>(out var replicas) || replicas < 0)
+                    {
+                        throw new ApiError(422, "Invalid", $"Scale.autoscaling \"{name}\" is invalid: spec.replicas: Invalid value: must be greater than or equal to 0");
+                    }
 
-                MergeUpdate(def, s, new JsonObject { ["spec"] = new JsonObject { ["replicas"] = replicas } }, new Owner(manager, "Update", "scale"));
-                return (200, Scale(def, s));
-            }
+                    MergeUpdate(def, s, new JsonObject { ["spec"] = new JsonObject { ["replicas"] = replicas } }, new Owner(manager, "Update", "scale"));
+                    return (200, Scale(def, s));
+                }
 
             default:
                 throw new ApiError(405, "MethodNotAllowed", $"{method} is not supported on {def.Resource}/scale");
@@ -921,11 +925,15 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         var selector = s.Object["spec"]?["selector"]?["matchLabels"] as JsonObject ?? [];
         return new JsonObject
         {
-            ["kind"] = "Scale", ["apiVersion"] = "autoscaling/v1",
+            ["kind"] = "Scale",
+            ["apiVersion"] = "autoscaling/v1",
             ["metadata"] = new JsonObject
             {
-                ["name"] = meta["name"]!.DeepClone(), ["namespace"] = meta["namespace"]?.DeepClone(), ["uid"] = meta["uid"]!.DeepClone(),
-                ["resourceVersion"] = meta["resourceVersion"]!.DeepClone(), ["creationTimestamp"] = meta["creationTimestamp"]!.DeepClone(),
+                ["name"] = meta["name"]!.DeepClone(),
+                ["namespace"] = meta["namespace"]?.DeepClone(),
+                ["uid"] = meta["uid"]!.DeepClone(),
+                ["resourceVersion"] = meta["resourceVersion"]!.DeepClone(),
+                ["creationTimestamp"] = meta["creationTimestamp"]!.DeepClone(),
             },
             ["spec"] = new JsonObject { ["replicas"] = Num(s.Object["spec"]?["replicas"], 1) },
             ["status"] = new JsonObject
@@ -1043,10 +1051,14 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
 
         var details = new JsonObject
         {
-            ["name"] = name, ["group"] = def.Group, ["kind"] = def.Resource,
+            ["name"] = name,
+            ["group"] = def.Group,
+            ["kind"] = def.Resource,
             ["causes"] = new JsonArray(conflicts.Select(c => (JsonNode)new JsonObject
             {
-                ["reason"] = "FieldManagerConflict", ["message"] = $"conflict with {Print(c.Owner)}", ["field"] = Fields.Display(c.Path),
+                ["reason"] = "FieldManagerConflict",
+                ["message"] = $"conflict with {Print(c.Owner)}",
+                ["field"] = Fields.Display(c.Path),
             }).ToArray()),
         };
         return new ApiError(409, "Conflict", message, details);
@@ -1136,9 +1148,12 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         {
             var entry = new JsonObject
             {
-                ["manager"] = owner.Manager, ["operation"] = owner.Operation, ["apiVersion"] = def.GroupVersion,
+                ["manager"] = owner.Manager,
+                ["operation"] = owner.Operation,
+                ["apiVersion"] = def.GroupVersion,
                 ["time"] = s.Times.TryGetValue(owner, out var t) ? t : meta["creationTimestamp"]?.DeepClone(),
-                ["fieldsType"] = "FieldsV1", ["fieldsV1"] = Fields.ToFieldsV1(owned),
+                ["fieldsType"] = "FieldsV1",
+                ["fieldsV1"] = Fields.ToFieldsV1(owned),
             };
             if (owner.Subresource.Length > 0)
             {
@@ -1309,14 +1324,21 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             spec["nodeName"] = NodeName;
             var body = new JsonObject
             {
-                ["apiVersion"] = "v1", ["kind"] = "Pod",
+                ["apiVersion"] = "v1",
+                ["kind"] = "Pod",
                 ["metadata"] = new JsonObject
                 {
-                    ["name"] = podName, ["labels"] = labels,
+                    ["name"] = podName,
+                    ["labels"] = labels,
                     ["annotations"] = new JsonObject { ["fake.k8s.io/template-hash"] = hash },
                     ["ownerReferences"] = new JsonArray(new JsonObject
                     {
-                        ["apiVersion"] = def.GroupVersion, ["kind"] = def.Kind, ["name"] = name, ["uid"] = uid, ["controller"] = true, ["blockOwnerDeletion"] = true,
+                        ["apiVersion"] = def.GroupVersion,
+                        ["kind"] = def.Kind,
+                        ["name"] = name,
+                        ["uid"] = uid,
+                        ["controller"] = true,
+                        ["blockOwnerDeletion"] = true,
                     }),
                 },
                 ["spec"] = spec,
@@ -1356,7 +1378,10 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         var readyCondition = allReady ? "True" : "False";
         return new JsonObject
         {
-            ["phase"] = "Running", ["hostIP"] = "10.0.0.1", ["podIP"] = "10.42.0.10", ["startTime"] = started,
+            ["phase"] = "Running",
+            ["hostIP"] = "10.0.0.1",
+            ["podIP"] = "10.42.0.10",
+            ["startTime"] = started,
             ["conditions"] = new JsonArray(
                 Condition("Ready", readyCondition, allReady ? string.Empty : "ContainersNotReady", allReady ? string.Empty : "containers with unready status"),
                 Condition("ContainersReady", readyCondition, allReady ? string.Empty : "ContainersNotReady", string.Empty)),
@@ -1387,7 +1412,8 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
 
                 var body = new JsonObject
                 {
-                    ["apiVersion"] = "v1", ["kind"] = "PersistentVolumeClaim",
+                    ["apiVersion"] = "v1",
+                    ["kind"] = "PersistentVolumeClaim",
                     ["metadata"] = new JsonObject { ["name"] = name, ["labels"] = t["metadata"]?["labels"]?.DeepClone() },
                     ["spec"] = t["spec"]?.DeepClone(),
                 };
@@ -1417,7 +1443,11 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
     {
         var status = new JsonObject
         {
-            ["kind"] = "Status", ["apiVersion"] = "v1", ["metadata"] = new JsonObject(), ["status"] = "Failure", ["message"] = message,
+            ["kind"] = "Status",
+            ["apiVersion"] = "v1",
+            ["metadata"] = new JsonObject(),
+            ["status"] = "Failure",
+            ["message"] = message,
         };
         if (reason.Length > 0)
         {

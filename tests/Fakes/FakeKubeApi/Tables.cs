@@ -32,11 +32,16 @@ public static class Tables
 
         return new JsonObject
         {
-            ["kind"] = "Table", ["apiVersion"] = "meta.k8s.io/v1",
+            ["kind"] = "Table",
+            ["apiVersion"] = "meta.k8s.io/v1",
             ["metadata"] = new JsonObject { ["resourceVersion"] = resourceVersion },
             ["columnDefinitions"] = new JsonArray(columns.Select(c => (JsonNode)new JsonObject
             {
-                ["name"] = c.Name, ["type"] = c.Type, ["format"] = c.Format, ["description"] = string.Empty, ["priority"] = c.Priority,
+                ["name"] = c.Name,
+                ["type"] = c.Type,
+                ["format"] = c.Format,
+                ["description"] = string.Empty,
+                ["priority"] = c.Priority,
             }).ToArray()),
             ["rows"] = rows,
         };
@@ -138,7 +143,11 @@ public static class Tables
 
     private static string AccessModes(JsonArray? modes) => modes is null ? string.Empty : string.Join(',', modes.Select(m => S(m) switch
     {
-        "ReadWriteOnce" => "RWO", "ReadOnlyMany" => "ROX", "ReadWriteMany" => "RWX", "ReadWriteOncePod" => "RWOP", var x => x,
+        "ReadWriteOnce" => "RWO",
+        "ReadOnlyMany" => "ROX",
+        "ReadWriteMany" => "RWX",
+        "ReadWriteOncePod" => "RWOP",
+        var x => x,
     }));
 
     /// <summary>printPod: the phase, overridden by a container's waiting or terminated reason.</summary>
