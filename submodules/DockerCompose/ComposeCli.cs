@@ -7,6 +7,19 @@ namespace DockerCompose;
 /// <summary>One service of a composition as <c>compose config</c> resolves it.</summary>
 public sealed record ServiceDefinition(string Name, string? Image, int Replicas)
 {
+    /// <summary>The service as one line of the sub-module's "services" record: <c>name replicas image</c>.</summary>
+    public string ToRecord() => $"{Name} {Replicas} {Image}";
+
+    /// <summary>A line written by <see cref="ToRecord"/>; null for a line that is not one.</summary>
+    public static ServiceDefinition? FromRecord(string line)
+    {
+        ArgumentNullException.ThrowIfNull(line);
+        var p = line.Split(' ', 3);
+        return p.Length >= 2 && p[0].Length > 0
+            ? new ServiceDefinition(p[0], p.Length > 2 && p[2].Length > 0 ? p[2] : null, int.TryParse(p[1], out var n) ? n : 1)
+            : null;
+    }
+
     /// <summary>Host paths the service bind-mounts (as <c>compose config</c> resolved them).</summary>
     public IReadOnlyList<string> BindSources { get; init; } = [];
 

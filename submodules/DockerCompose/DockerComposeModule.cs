@@ -8,7 +8,11 @@ namespace DockerCompose;
 /// <summary>The docker-compose orchestrator sub-module: engine operations over the API, compositions over the Compose CLI.</summary>
 public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISubModule
 {
-    private readonly StateStore _state = new(settings.StateDir);
+    // Per Compose project under state_dir: the snapshot "manifests" (the last rolled-out manifests directory,
+    // for EXPORT_MANIFEST, STOP/START without a directory, PURGE) and the record "services" (ServiceDefinition.ToRecord).
+    private const string ManifestsSnapshot = "manifests";
+    private const string ServicesRecord = "services";
+    private readonly ManifestStore _state = new(settings.StateDir);
     private ComposeCli? _compose;
 
     private async Task<ComposeCli> ComposeAsync(CancellationToken ct, bool exactVersion = false) =>
@@ -200,7 +204,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         await RequireImagesAsync(services, call.ManifestsDirectory, ct).ConfigureAwait(false);
         Log.Info($"rolling out {call.Application} from {call.ManifestsDirectory} with {compose.Display} {compose.Version}");
         await compose.UpAsync(project, call.ManifestsDirectory, noRecreate: false, ct).ConfigureAwait(false);
-        _state.Save(project, call.ManifestsDirectory, services);
+        SaveState(project, call.ManifestsDirectory, services);
         await new HealthGate(engine, settings).WaitAsync(project, services, ct).ConfigureAwait(false);
         Log.Info($"{call.Application} is up: {string.Join(", ", services.Select(s => s.Name))}");
     }
@@ -322,10 +326,10 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     public async Task StopAsync(SubModuleCall.Stop call, CancellationToken ct)
     {
         var project = ComposeCli.ProjectName(call.Application);
-        var dir = call.ManifestsDirectory is { } d && Directory.Exists(d) ? d : _state.HasManifests(project) ? _state.ManifestsDir(project) : null;
+        var dir = call.ManifestsDirectory is { } d && Directory.Exists(d) ? d : _state.HasSnapshot(project, ManifestsSnapshot) ? _state.Snapshot(project, ManifestsSnapshot) : null;
         if (dir is null)
         {
-            Log.Warning($"no manifests for {call.Application} (none given, none kept in {_state.AppDir(project)}); removing its containers and networks by label");
+            Log.Warning($"no manifests for {call.Application} (none given, none kept in {_state.AppDirectory(project)}); removing its containers and networks by label");
             await RemoveContainersAsync(project, ct).ConfigureAwait(false);
             return;
         }
@@ -338,8 +342,8 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     public async Task StartAsync(SubModuleCall.Start call, CancellationToken ct)
     {
         var project = ComposeCli.ProjectName(call.Application);
-        var dir = call.ManifestsDirectory is { } d ? d : _state.HasManifests(project) ? _state.ManifestsDir(project)
-            : throw new SubModuleFailure($"no manifests for {call.Application}: none given and none kept in {_state.AppDir(project)}; ROLLOUT it first");
+        var dir = call.ManifestsDirectory is { } d ? d : _state.HasSnapshot(project, ManifestsSnapshot) ? _state.Snapshot(project, ManifestsSnapshot)
+            : throw new SubModuleFailure($"no manifests for {call.Application}: none given and none kept in {_state.AppDirectory(project)}; ROLLOUT it first");
         var compose = await ComposeAsync(ct).ConfigureAwait(false);
         var services = await compose.ServicesAsync(project, dir, ct).ConfigureAwait(false);
         CheckPolicy(services, dir);
@@ -348,7 +352,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         await compose.UpAsync(project, dir, noRecreate: true, ct).ConfigureAwait(false);
         if (call.ManifestsDirectory is not null)
         {
-            _state.Save(project, dir, services);
+            SaveState(project, dir, services);
         }
 
         await new HealthGate(engine, settings).WaitAsync(project, services, ct).ConfigureAwait(false);
@@ -406,12 +410,48 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         Log.Info($"{call.Application} ({project}) is healthy");
     }
 
+    /// <summary>Keeps a copy of <paramref name="source"/> (unless it is the kept copy) and the resolved services as the project's current state.</summary>
+    private void SaveState(string project, string source, IReadOnlyList<ServiceDefinition> services)
+    {
+        if (!SamePath(source, _state.Snapshot(project, ManifestsSnapshot)))
+        {
+            _state.Keep(project, ManifestsSnapshot, source);
+        }
+
+        _state.WriteRecord(project, ServicesRecord, services.Select(s => s.ToRecord()));
+    }
+
+    /// <summary>The services recorded at the last ROLLOUT, or null when the project is unknown.</summary>
+    private IReadOnlyList<ServiceDefinition>? Services(string project) =>
+        _state.ReadRecord(project, ServicesRecord)?.Select(ServiceDefinition.FromRecord).OfType<ServiceDefinition>().ToArray();
+
+    /// <summary>Image references (normalised) that other applications known here name in their manifests.</summary>
+    private HashSet<string> ImagesOfOtherApps(string project)
+    {
+        var images = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var other in _state.Applications().Where(a => a != project))
+        {
+            foreach (var s in Services(other) ?? [])
+            {
+                if (s.Image is not null)
+                {
+                    images.Add(ImageUrl.Normalize(ImageUrl.Parse(s.Image).Reference));
+                }
+            }
+        }
+
+        return images;
+    }
+
+    private static bool SamePath(string a, string b) =>
+        string.Equals(Path.GetFullPath(a).TrimEnd('/'), Path.GetFullPath(b).TrimEnd('/'), StringComparison.Ordinal);
+
     /// <summary>The project's containers and the services it should have (recorded at ROLLOUT, else those seen).</summary>
     private async Task<(string Project, IReadOnlyList<ContainerInfo> Containers, IReadOnlyList<ServiceDefinition> Expected)> ObserveAsync(string application, CancellationToken ct)
     {
         var project = ComposeCli.ProjectName(application);
         var containers = await engine.ListContainersAsync(project, ct).ConfigureAwait(false);
-        var expected = _state.Services(project)?.Where(s => s.Replicas > 0).ToList()
+        var expected = Services(project)?.Where(s => s.Replicas > 0).ToList()
                        ?? containers.Where(c => c.Service is not null).Select(c => c.Service!).Distinct().Select(n => new ServiceDefinition(n, null, 1)).ToList();
         if (expected.Count == 0)
         {
@@ -437,7 +477,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
             entry.Services.Add(c.Service!);
         }
 
-        foreach (var s in _state.Services(project) ?? [])
+        foreach (var s in Services(project) ?? [])
         {
             if (s.Image is null)
             {
@@ -469,14 +509,14 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     public Task ExportManifestAsync(SubModuleCall.ExportManifest call, CancellationToken ct)
     {
         var project = ComposeCli.ProjectName(call.Application);
-        if (!_state.HasManifests(project))
+        if (!_state.HasSnapshot(project, ManifestsSnapshot))
         {
-            throw new SubModuleFailure($"no manifests kept for {call.Application} in {_state.AppDir(project)}: it was not rolled out by this sub-module (or was purged)");
+            throw new SubModuleFailure($"no manifests kept for {call.Application} in {_state.AppDirectory(project)}: it was not rolled out by this sub-module (or was purged)");
         }
 
         try
         {
-            StateStore.CopyDirectory(_state.ManifestsDir(project), call.OutputDirectory);
+            ManifestStore.CopyFiles(_state.Snapshot(project, ManifestsSnapshot), call.OutputDirectory);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
@@ -492,7 +532,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         var project = ComposeCli.ProjectName(call.Application);
         var containers = await engine.ListContainersAsync(project, ct).ConfigureAwait(false);
         var images = new SortedSet<string>(containers.Select(c => c.Image), StringComparer.Ordinal);
-        foreach (var s in _state.Services(project) ?? [])
+        foreach (var s in Services(project) ?? [])
         {
             if (s.Image is not null)
             {
@@ -515,7 +555,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         }
 
         var others = await engine.ListContainersAsync(null, ct).ConfigureAwait(false);
-        var sharedWith = _state.ImagesOfOtherApps(project);
+        var sharedWith = ImagesOfOtherApps(project);
         foreach (var image in images)
         {
             var reference = ImageUrl.Parse(image).Reference;

@@ -48,7 +48,13 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
     private readonly K8sSettings _settings;
     private readonly IReadOnlyDictionary<string, string?> _env;
     private readonly Containerd _containerd;
-    private readonly StateStore _state;
+    // Per application under state_dir: the snapshots "current" (the manifests last rolled out, as they came) and
+    // "previous" (the ones before), and the record "types" (the kinds applied, one "apiVersion kind" a line, so that
+    // prune and purge look for them even when they are not among the usual kinds).
+    private const string CurrentSnapshot = "current";
+    private const string PreviousSnapshot = "previous";
+    private const string TypesRecord = "types";
+    private readonly ManifestStore _state;
     private KubeApi? _api;
 
     public KubernetesSubModule(K8sSettings settings, IReadOnlyDictionary<string, string?> env)
@@ -56,7 +62,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
         _settings = settings;
         _env = env;
         _containerd = new Containerd(settings);
-        _state = new StateStore(settings.StateDirectory);
+        _state = new ManifestStore(settings.StateDirectory);
     }
 
     /// <summary>Connected on first use, so that image calls work without a reachable cluster.</summary>
@@ -151,13 +157,13 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
         var dir = call.RollbackDirectory;
         if (!HasManifests(dir))
         {
-            if (!_state.HasPrevious(call.Application))
+            if (!_state.HasSnapshot(call.Application, PreviousSnapshot))
             {
                 throw new SubModuleFailure($"cannot roll back {call.Application}: {dir} holds no manifests and no previous manifests were recorded in {_state.AppDirectory(call.Application)}");
             }
 
             Log.Info($"{dir} holds no manifests; rolling back to the previously applied manifests");
-            dir = _state.Previous(call.Application);
+            dir = _state.Snapshot(call.Application, PreviousSnapshot);
         }
 
         if (call.FailedDirectory is not null)
@@ -167,6 +173,22 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
 
         await RolloutDirectoryAsync(call.Application, dir, ct).ConfigureAwait(false);
     }
+
+    /// <summary>Records a rollout: current becomes previous (unless <paramref name="manifestsDirectory"/> is current itself), the given manifests become current.</summary>
+    private void Record(string app, string manifestsDirectory, IEnumerable<(string ApiVersion, string Kind)> types)
+    {
+        var same = string.Equals(Path.GetFullPath(_state.Snapshot(app, CurrentSnapshot)).TrimEnd('/'), Path.GetFullPath(manifestsDirectory).TrimEnd('/'), StringComparison.Ordinal);
+        _state.Keep(app, CurrentSnapshot, manifestsDirectory, Manifests.Files, keepOldAs: same ? null : PreviousSnapshot);
+        _state.WriteRecord(app, TypesRecord, AppliedTypes(app).Concat(types).Distinct().Select(t => $"{t.ApiVersion} {t.Kind}"));
+    }
+
+    /// <summary>(apiVersion, kind) pairs applied for the application so far.</summary>
+    private IReadOnlyList<(string ApiVersion, string Kind)> AppliedTypes(string app) =>
+        (_state.ReadRecord(app, TypesRecord) ?? [])
+            .Select(l => l.Split(' ', 2, StringSplitOptions.TrimEntries))
+            .Where(p => p.Length == 2 && p[0].Length > 0 && p[1].Length > 0)
+            .Select(p => (p[0], p[1]))
+            .ToList();
 
     private static bool HasManifests(string dir)
     {
@@ -230,7 +252,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
             await ResumeAsync(o.Type, live, o.Body["spec"]?["replicas"] is not null, ct).ConfigureAwait(false);
         }
 
-        _state.Record(app, dir, plan.Select(p => (p.Type.ApiVersion, p.Type.Kind)));
+        Record(app, dir, plan.Select(p => (p.Type.ApiVersion, p.Type.Kind)));
 
         // 5. Wait for the workloads to roll out.
         var workloads = plan.Where(p => Workloads.IsWorkload(p.Type.ApiVersion, p.Type.Kind)).Select(p => (p.Type, p.Namespace, p.Name)).ToList();
@@ -372,7 +394,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
     /// </summary>
     private async Task<int> DeleteLabelledAsync(string app, IEnumerable<(string ApiVersion, string Kind)> kinds, HashSet<string> keep, bool purge, CancellationToken ct)
     {
-        var all = UsualKinds.Concat(_state.Types(app)).Concat(kinds).Distinct().ToList();
+        var all = UsualKinds.Concat(AppliedTypes(app)).Concat(kinds).Distinct().ToList();
         var types = new List<ResourceType>();
         foreach (var (apiVersion, kind) in all)
         {
@@ -811,12 +833,12 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
     public Task ExportManifestAsync(SubModuleCall.ExportManifest call, CancellationToken ct)
     {
         CheckApplication(call.Application);
-        if (!_state.HasCurrent(call.Application))
+        if (!_state.HasSnapshot(call.Application, CurrentSnapshot))
         {
-            throw new SubModuleFailure($"no manifests of {call.Application} were rolled out by this module (nothing in {_state.Current(call.Application)})");
+            throw new SubModuleFailure($"no manifests of {call.Application} were rolled out by this module (nothing in {_state.Snapshot(call.Application, CurrentSnapshot)})");
         }
 
-        StateStore.CopyManifests(_state.Current(call.Application), call.OutputDirectory);
+        ManifestStore.CopyFiles(_state.Snapshot(call.Application, CurrentSnapshot), call.OutputDirectory, Manifests.Files);
         return Task.CompletedTask;
     }
 
