@@ -53,10 +53,20 @@ public static class Xdelta
 /// </summary>
 public static class DeepDelta
 {
-    public sealed record Stats(int Layers, int Unchanged, int Encoded, int Shipped);
+    /// <summary>What the deep delta carries for one layer of the new image: <c>unchanged</c> (taken from the
+    /// current image on the device), <c>delta</c> (a VCDIFF of <paramref name="DeltaBytes"/> against the current
+    /// layer <paramref name="Against"/>), or <c>whole</c> (the layer itself, because its delta was not smaller
+    /// than <c>--delta-max-ratio</c> times the layer, or there is no current layer to encode against).</summary>
+    public sealed record LayerChoice(string Path, string Sha256, long Bytes, string Choice, long? DeltaBytes, string? Against);
+
+    public sealed record Stats(int Layers, int Unchanged, int Encoded, int Shipped, IReadOnlyList<LayerChoice> Choices)
+    {
+        /// <summary>Nothing of the current image is used: a full image does the same without needing the base on the device.</summary>
+        public bool AllWhole => Layers > 0 && Shipped == Layers;
+    }
 
     public static async Task<Stats> CreateAsync(string currentTar, SavedFormat currentFormat, string newTar, SavedFormat newFormat,
-        string workDir, string outputTar, CancellationToken ct)
+        string workDir, string outputTar, CancellationToken ct, double maxRatio = 1.0)
     {
         if (currentFormat != newFormat)
             throw new DeltaException($"cannot create a deep delta between images of different formats ({currentFormat} and {newFormat}): save both the same way, or drop --deep-delta");
@@ -81,19 +91,27 @@ public static class DeepDelta
             curInfo.Add((rel, sum, new FileInfo(full).Length, await LayerFilesAsync(full, ct).ConfigureAwait(false)));
         }
         int unchanged = 0, encoded = 0, shipped = 0;
+        var choices = new List<LayerChoice>();
         foreach (var rel in newLayers)
         {
             var full = Path.Combine(nw, rel);
             if (new FileInfo(full).LinkTarget is not null) continue; // docker's dedup link to another layer dir: kept as is
             var sum = await Sha256FileAsync(full, ct).ConfigureAwait(false);
-            if (newFormat == SavedFormat.DockerArchive && curSums.ContainsKey(sum))
+            long layerBytes = new FileInfo(full).Length;
+            if (newFormat == SavedFormat.DockerArchive && curSums.TryGetValue(sum, out var identical))
             {
                 await File.WriteAllTextAsync(full + ".sha256sum", sum + "\n", ct).ConfigureAwait(false);
                 File.Delete(full);
                 unchanged++;
+                choices.Add(new LayerChoice(rel, sum, layerBytes, "unchanged", null, identical));
                 continue;
             }
-            if (curInfo.Count == 0) { shipped++; continue; }
+            if (curInfo.Count == 0)
+            {
+                shipped++;
+                choices.Add(new LayerChoice(rel, sum, layerBytes, "whole", null, null));
+                continue;
+            }
             (string Rel, string Sum, long Size, Dictionary<string, long> Files) best;
             if (curSums.TryGetValue(sum, out var same)) best = curInfo.First(c => c.Rel == same);
             else
@@ -104,7 +122,18 @@ public static class DeepDelta
             }
             var tmp = Path.Combine(workDir, "layer.vcdiff.tmp");
             await Xdelta.EncodeAsync(workDir, Path.Combine(cur, best.Rel), full, tmp, ct).ConfigureAwait(false);
+            long deltaBytes = new FileInfo(tmp).Length;
+            if (same is null && !WorthIt(deltaBytes, layerBytes, maxRatio))
+            {
+                // The delta would ship as much as the layer (random or already compressed content): the layer goes
+                // whole, which the device loads as is, without the current layer and without decoding.
+                File.Delete(tmp);
+                shipped++;
+                choices.Add(new LayerChoice(rel, sum, layerBytes, "whole", deltaBytes, best.Rel));
+                continue;
+            }
             File.Move(tmp, full + ".vcdiff");
+            choices.Add(new LayerChoice(rel, sum, layerBytes, same is null ? "delta" : "unchanged", deltaBytes, best.Rel));
             if (newFormat == SavedFormat.DockerArchive)
             {
                 await File.WriteAllTextAsync(full + ".current.sha256sum", best.Sum + "\n", ct).ConfigureAwait(false);
@@ -120,8 +149,12 @@ public static class DeepDelta
         await SavedImage.TarDirectoryAsync(nw, outputTar, prefix: "./", ct).ConfigureAwait(false);
         Directory.Delete(cur, true);
         Directory.Delete(nw, true);
-        return new Stats(newLayers.Count, unchanged, encoded, shipped);
+        return new Stats(newLayers.Count, unchanged, encoded, shipped, choices);
     }
+
+    /// <summary>A delta of <paramref name="deltaBytes"/> is worth shipping instead of <paramref name="wholeBytes"/>
+    /// only when it is smaller than <paramref name="maxRatio"/> times it (default 1: strictly smaller).</summary>
+    public static bool WorthIt(long deltaBytes, long wholeBytes, double maxRatio) => deltaBytes < wholeBytes * maxRatio;
 
     private static long Score(Dictionary<string, long> a, Dictionary<string, long> b)
     {

@@ -4,7 +4,11 @@ using AppModule.Artifacts;
 
 namespace ArtifactGen;
 
-public sealed record GeneratedImage(ImageEntry Entry, long ImageBytes, string? DeepDeltaStats);
+/// <summary>One image of the artifact. <paramref name="Requested"/>: what --image asked for (full, delta, deep-delta);
+/// <paramref name="DeltaBytes"/> and <paramref name="WholeBytes"/>: the sizes compared when a delta was asked for
+/// (a delta not smaller than what it replaces is shipped whole); <paramref name="Layers"/>: per layer, for deep deltas.</summary>
+public sealed record GeneratedImage(ImageEntry Entry, long ImageBytes, string? DeepDeltaStats, string Requested = "full",
+    long? DeltaBytes = null, long? WholeBytes = null, IReadOnlyList<DeepDelta.LayerChoice>? Layers = null);
 
 public sealed record GenerationResult(string OutputPath, ArtifactWriteResult Artifact, AppMetadata MetaData, IReadOnlyList<GeneratedImage> Images, string? SignedWith);
 
@@ -86,12 +90,13 @@ public sealed class Generator(GenOptions o)
                 var (curImg, curSrc) = req.IsDelta ? await ResolveAsync(req.Current, files, engine, ct).ConfigureAwait(false) : (newImg, newSrc);
                 if (generated.Any(g => g.Entry.Id == newImg.Id))
                     throw new InputException($"image {req.New} (ID {newImg.Id[..12]}) is given twice: list each image once");
-                ids.Add(newImg.Id);
-                ids.Add(curImg.Id);
                 string imagePath;
                 string? stats = null;
                 string? baseSum = null;
                 bool deep = false;
+                bool whole = !req.IsDelta;
+                long? deltaBytes = null, wholeBytes = null;
+                IReadOnlyList<DeepDelta.LayerChoice>? layers = null;
                 if (!req.IsDelta)
                 {
                     imagePath = Path.Combine(dir, AppPayloadNames.ImageFile);
@@ -104,26 +109,48 @@ public sealed class Generator(GenOptions o)
                     var newFormat = await SaveAsync(newSrc, newImg, newPath, ct).ConfigureAwait(false);
                     var curFormat = await SaveAsync(curSrc, curImg, curPath, ct).ConfigureAwait(false);
                     imagePath = Path.Combine(dir, AppPayloadNames.ImageFile);
+                    wholeBytes = new FileInfo(newPath).Length;
                     if (o.DeepDelta)
                     {
                         Say($"deep delta {req.Current} -> {req.New}");
-                        var s = await DeepDelta.CreateAsync(curPath, curFormat, newPath, newFormat, dir, imagePath, ct).ConfigureAwait(false);
+                        var s = await DeepDelta.CreateAsync(curPath, curFormat, newPath, newFormat, dir, imagePath, ct, o.DeltaMaxRatio).ConfigureAwait(false);
                         stats = $"{s.Layers} layers: {s.Unchanged} unchanged, {s.Encoded} delta-encoded, {s.Shipped} shipped whole";
                         Say($"deep delta {req.New}: {stats}");
+                        layers = s.Choices;
+                        deltaBytes = new FileInfo(imagePath).Length;
                         deep = true;
+                        // Every layer shipped whole: the full image carries the same bytes and needs no base on the device.
+                        whole = s.AllWhole;
                     }
                     else
                     {
                         Say($"delta {req.Current} -> {req.New} (xdelta3)");
                         baseSum = await DeepDelta.Sha256FileAsync(curPath, ct).ConfigureAwait(false);
                         await Xdelta.EncodeAsync(dir, "image-current.img", "image-new.img", AppPayloadNames.ImageFile, ct).ConfigureAwait(false);
+                        deltaBytes = new FileInfo(imagePath).Length;
+                        whole = !DeepDelta.WorthIt(deltaBytes.Value, wholeBytes.Value, o.DeltaMaxRatio);
                     }
-                    File.Delete(newPath);
+                    if (whole)
+                    {
+                        Say($"image {req.New}: the delta ({StepProgress.Human(deltaBytes!.Value)}) is not smaller than {o.DeltaMaxRatio:0.##} x the image ({StepProgress.Human(wholeBytes.Value)}): shipping the full image");
+                        File.Move(newPath, imagePath, overwrite: true);
+                        deep = false;
+                        baseSum = null;
+                    }
+                    else
+                    {
+                        File.Delete(newPath);
+                    }
                     File.Delete(curPath);
                 }
-                var entry = new ImageEntry(newImg.Id, req.New, req.Current, newImg.Id, curImg.Id, deep, new FileInfo(imagePath).Length, baseSum);
+                // A full image (asked for, or a delta that did not pay) names only itself: url-current = url-new, sums-current = sums-new.
+                var entry = whole
+                    ? new ImageEntry(newImg.Id, req.New, req.New, newImg.Id, newImg.Id, false, new FileInfo(imagePath).Length)
+                    : new ImageEntry(newImg.Id, req.New, req.Current, newImg.Id, curImg.Id, deep, new FileInfo(imagePath).Length, baseSum);
+                ids.Add(newImg.Id);
+                ids.Add(entry.SumsCurrent);
                 toWrite.Add(new ImageToWrite(entry, imagePath));
-                generated.Add(new GeneratedImage(entry, entry.ImageSize, stats));
+                generated.Add(new GeneratedImage(entry, entry.ImageSize, stats, !req.IsDelta ? "full" : o.DeepDelta ? "deep-delta" : "delta", deltaBytes, wholeBytes, layers));
                 Say($"image {req.New}: {entry.Kind}, {StepProgress.Human(entry.ImageSize)}");
             }
 
@@ -249,7 +276,26 @@ public sealed class Generator(GenOptions o)
                 w.WriteString("url_current", g.Entry.UrlCurrent);
                 w.WriteString("sums_current", g.Entry.SumsCurrent);
                 w.WriteString("kind", g.Entry.Kind switch { ImageKind.Full => "full", ImageKind.Delta => "delta", _ => "deep-delta" });
+                w.WriteString("requested", g.Requested);
                 w.WriteNumber("image_bytes", g.ImageBytes);
+                if (g.WholeBytes is { } wb) w.WriteNumber("whole_bytes", wb);
+                if (g.DeltaBytes is { } db) w.WriteNumber("delta_bytes", db);
+                if (g.Layers is { } ls)
+                {
+                    w.WriteStartArray("layers");
+                    foreach (var l in ls)
+                    {
+                        w.WriteStartObject();
+                        w.WriteString("path", l.Path);
+                        w.WriteString("sha256", l.Sha256);
+                        w.WriteNumber("bytes", l.Bytes);
+                        w.WriteString("chosen", l.Choice);
+                        if (l.DeltaBytes is { } d) w.WriteNumber("delta_bytes", d); else w.WriteNull("delta_bytes");
+                        if (l.Against is { } a) w.WriteString("against", a); else w.WriteNull("against");
+                        w.WriteEndObject();
+                    }
+                    w.WriteEndArray();
+                }
                 w.WriteEndObject();
             }
             w.WriteEndArray();

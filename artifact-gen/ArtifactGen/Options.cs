@@ -15,6 +15,10 @@ public sealed record GenOptions
     public string OutputPath { get; init; } = "app-artifact.mender";
     public List<ImageRequest> Images { get; } = [];
     public bool DeepDelta { get; init; }
+
+    /// <summary>A delta (of a layer, or of a whole image) is shipped only when it is smaller than this fraction
+    /// of what it replaces; otherwise the layer or image goes whole (no base needed, nothing to decode on the device).</summary>
+    public double DeltaMaxRatio { get; init; } = 1.0;
     public bool SkipImages { get; init; }
     public string Platform { get; init; } = "";
     public string Orchestrator { get; init; } = "";
@@ -52,6 +56,9 @@ public sealed record GenOptions
           -i, --image [CURRENT,]NEW       image to ship (repeatable); with CURRENT, a delta against it.
                                           Without --image, the images come from the manifests.
           -d, --deep-delta                per-layer deltas instead of whole-image deltas (docker-compose)
+              --delta-max-ratio R         ship a layer (deep delta) or image (whole-image delta) whole unless its
+                                          delta is smaller than R times its size (0 < R <= 1, default 1: a delta
+                                          is never bigger than what it replaces); --json reports each choice
               --skip-images               ship manifests only
               --image-file PATH           take images from a docker-archive tar or OCI layout dir (repeatable)
                                           before asking the local Docker engine
@@ -81,6 +88,7 @@ public sealed record GenOptions
             ns = null, ctr = null, swName = null, swVersion = null, group = null, key = null;
         bool deep = false, skip = false, json = false, quiet = false, help = false, noSw = false, noClears = false;
         var compression = ArtifactCompression.Gzip;
+        double deltaMaxRatio = 1.0;
         for (int i = 0; i < args.Length; i++)
         {
             string a = args[i];
@@ -117,6 +125,14 @@ public sealed record GenOptions
                         break;
                     }
                 case "-d": case "--deep-delta": deep = true; break;
+                case "--delta-max-ratio":
+                    {
+                        var v = Value();
+                        if (!double.TryParse(v, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out deltaMaxRatio)
+                            || !(deltaMaxRatio > 0 && deltaMaxRatio <= 1))
+                            throw new UsageException($"--delta-max-ratio {v}: give a number above 0 and at most 1, e.g. 0.8");
+                        break;
+                    }
                 case "--skip-images": skip = true; break;
                 case "--image-file": o.ImageFiles.Add(Value()); break;
                 case "-s": case "--k8s-namespace": ns = Value(); break;
@@ -160,6 +176,7 @@ public sealed record GenOptions
             SoftwareVersion = swVersion,
             ArtifactGroup = group,
             DeepDelta = deep,
+            DeltaMaxRatio = deltaMaxRatio,
             SkipImages = skip,
             Json = json,
             Quiet = quiet,

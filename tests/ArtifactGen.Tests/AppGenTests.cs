@@ -492,7 +492,7 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
         Tools.MustRun("skopeo", ["copy", "--quiet", .. DockerEngine.SkopeoSource(images.V1), $"oci:{oci1}:oci/app:1"]);
         Tools.MustRun("skopeo", ["copy", "--quiet", .. DockerEngine.SkopeoSource(images.V2), $"oci:{oci2}:oci/app:2"]);
         var output = _dir["oci.mender"];
-        var r = Gen(output, "--image-file", oci1, "--image-file", oci2, "--image", "oci/app:1,oci/app:2", "--deep-delta");
+        var r = Gen(output, "--image-file", oci1, "--image-file", oci2, "--image", "oci/app:1,oci/app:2", "--deep-delta", "--json");
         Assert.True(r.ExitCode == 0, r.ToString());
         Validate(output);
         await FileApiTree.WriteAsync(output, _dir["tree"], new DeviceState("x", "", "dev-a"), new ArtifactReadOptions(), CancellationToken.None);
@@ -512,9 +512,23 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
         var layers = JsonDocument.Parse(File.ReadAllText(Path.Combine(oci2, "blobs", "sha256", mdigest))).RootElement
             .GetProperty("layers").EnumerateArray().Select(l => l.GetProperty("digest").GetString()![7..]).ToList();
         Assert.Equal(4, layers.Count);
+        // What app-gen chose per blob: a changed gzip'd blob compresses no better as a VCDIFF than as itself, so it goes whole.
+        var chosen = JsonDocument.Parse(r.Stdout).RootElement.GetProperty("images")[0].GetProperty("layers").EnumerateArray()
+            .ToDictionary(l => l.GetProperty("path").GetString()!, l => l);
+        Assert.Contains(chosen.Values, l => l.GetProperty("chosen").GetString() == "unchanged");
+        Assert.Contains(chosen.Values, l => l.GetProperty("chosen").GetString() == "whole");
         foreach (var d in layers.Distinct())
         {
             var blob = Path.Combine(dd, "blobs", "sha256", d);
+            var choice = chosen[$"blobs/sha256/{d}"];
+            if (choice.GetProperty("chosen").GetString() == "whole")
+            {
+                Assert.True(choice.GetProperty("delta_bytes").GetInt64() >= choice.GetProperty("bytes").GetInt64(), choice.ToString());
+                Assert.Equal(d, Tools.Sha256File(blob));
+                Assert.False(File.Exists(blob + ".vcdiff"), $"blob {d} is shipped whole, without a delta");
+                continue;
+            }
+
             Assert.False(File.Exists(blob), $"layer blob {d} must not be shipped whole");
             var source = File.ReadAllText(blob + ".source").Trim();
             Assert.StartsWith("blobs/sha256/", source);
