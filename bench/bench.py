@@ -10,9 +10,11 @@ Measurements (see bench/README.md for the method):
      `app unpack`), and once through the real Mender client 3.4, vs `docker load` + `compose up -d`;
   2. bytes written to disk by `app` and its children during the install (the client's own copy of
      the payload excluded) and the peak RSS of `app` + its sub-module (process tree polled);
-  3. start-up time of each executable for a trivial call vs a Native AOT hello world (hyperfine);
+  3. start-up time of each executable for a trivial call vs a Native AOT hello world (hyperfine), and
+     each executable's size as published;
   4. delta artifacts (whole-image and deep, 5 % of the layer changed, and an added layer): size and
-     install time vs the full artifact of the same new image;
+     install time vs the full artifact of the same new image, and for each delta install the extra disk
+     written and the peak RSS (of `app` + sub-module, and of the whole process tree);
   5. app-gen writing a full artifact vs `docker save | gzip` of the same image.
 
 Environment: BENCH_REPS (3), BENCH_LAYER_MIB (300), BENCH_WORK (/var/tmp/appmodule-bench),
@@ -42,6 +44,9 @@ DOCKER = "/usr/bin/docker" if os.access("/usr/bin/docker", os.X_OK) else shutil.
 APP_NAME = "appmodulebench"          # application name = Compose project of the `app` installs
 FLOOR_PROJECT = "appmodulebenchfloor"  # Compose project of the raw-tool runs
 REPO = "appmodule-bench/big"
+EXECUTABLES = ("app", "docker-compose", "k8s", "app-gen", "fleet-updater", "fleet-agent")
+MAX_EXE_BYTES = 15_000_000
+MAX_RSS = 30 * (1 << 20)  # peak RSS of `app` + sub-module during an install (issue 19)
 MiB = 1 << 20
 
 # Children see /usr/bin first: the engine is Docker 20.10 and /usr/local/bin/docker is a newer CLI.
@@ -563,6 +568,8 @@ def section_startup(results):
                 times[r["command"]] += r["times"]
                 cpu[r["command"]].append(r["user"] + r["system"])
     results["startup"] = [(name, median(t), statistics.mean(t), statistics.pstdev(t), min(t), median(cpu[name])) for name, t in times.items()]
+    # Size of each shipped executable as published (`ls -l`): the goal is at most 15 MB each.
+    results["sizes"] = [(exe, os.path.getsize(os.path.join(BIN, exe))) for exe in EXECUTABLES if os.path.exists(os.path.join(BIN, exe))]
 
 
 def section_appgen(results, images, tars):
@@ -654,13 +661,14 @@ def section_deltas(results, dev, images, blobs):
                 times[kind].append(t["total"])
                 phs[kind].append(t["phases"])
         for kind, path in arts.items():
-            if kind != "full" and change == "5pct":  # full installs: instrumented in section_full
+            if kind != "full":  # full installs: instrumented in section_full
                 ensure_image(base, blobs)
                 dev.reset(remove_images=[new])
                 _, mons[kind] = dev.install(path, monitor=True)
         full_size, full_time = os.path.getsize(arts["full"]), median(times["full"])
         for kind, path in arts.items():
             rows.append({"change": change, "kind": kind, "size": os.path.getsize(path), "image": image_size(new), "size_ratio": os.path.getsize(path) / full_size,
+                         "changed_source": (LAYER_MIB * MiB + 64 * 1024) if change == "5pct" else 0,
                          "install": median(times[kind]), "install_ratio": median(times[kind]) / full_time, "gen": gen[kind], "monitor": mons.get(kind),
                          "phases": {k: median(v) if all(x is not None for x in v) else None
                                     for k in phs[kind][0] for v in [[p[k] for p in phs[kind]]]}})
@@ -711,7 +719,7 @@ def report(results, m, started):
             t = r["mender"][0]
             rt = t / r["floor"]
             goals.append((f"1. install, full image ({variant}), through the Mender client 3.4 (1 run)", fmt_s(t), f"{fmt_s(r['floor'])} load + up",
-                          f"{rt:.2f}×", "≤ 1.05×", rt <= 1.05))
+                          f"{rt:.2f}×", "≤ 1.15×", rt <= 1.15))
     for variant, r in full.items():
         mon = r["monitor"]
         pct = mon["write_bytes"] / r["tar"]
@@ -719,14 +727,21 @@ def report(results, m, started):
                       f"{pct * 100:.1f} %", "≤ 5 %", pct <= 0.05))
     for variant, r in full.items():
         mon = r["monitor"]
-        goals.append((f"2. peak RSS, `app` + sub-module ({variant})", fmt_mib(mon["peak_ours"]), "–", "–", "≤ 40 MB", mon["peak_ours"] <= 40e6))
+        goals.append((f"2. peak RSS, `app` + sub-module ({variant})", fmt_mib(mon["peak_ours"]), "–", "–", "≤ 30 MiB", mon["peak_ours"] <= MAX_RSS))
+        goals.append((f"2. peak RSS, whole process tree incl. Compose/docker CLIs ({variant})", fmt_mib(mon["peak_all"]), "–", "–", "–", None))
     for d in results.get("deltas", []):
-        if d["monitor"] and d["change"] == "5pct":
+        if d["monitor"]:
             mon = d["monitor"]
-            goals.append((f"2. extra disk written, {d['kind']} install (5 % changed)", fmt_mib(mon["write_bytes"]), f"image {fmt_mib(d['image'])}",
-                          f"{mon['write_bytes'] / d['image'] * 100:.0f} %", "–", None))
-            goals.append((f"2. peak RSS, `app` + sub-module, {d['kind']} install (5 % changed)", fmt_mib(mon["peak_ours"]), "–", "–", "≤ 40 MB",
-                          mon["peak_ours"] <= 40e6))
+            label = "5 % changed" if d["change"] == "5pct" else "one layer added"
+            # Goal: no more than the bytes of the changed layers' sources (the base layer a delta reads at random);
+            # about 0 when a layer was only added (nothing of the base is read at random).
+            allowed = d["changed_source"]
+            goals.append((f"2. extra disk written, {d['kind']} install ({label})", fmt_mib(mon["write_bytes"]),
+                          f"changed layers' sources {fmt_mib(allowed)}", f"{mon['write_bytes'] / d['image'] * 100:.0f} % of the image",
+                          f"≤ {fmt_mib(allowed)}", mon["write_bytes"] <= allowed + 2 * MiB))
+            goals.append((f"2. peak RSS, `app` + sub-module, {d['kind']} install ({label})", fmt_mib(mon["peak_ours"]), "–", "–", "≤ 30 MiB",
+                          mon["peak_ours"] <= MAX_RSS))
+            goals.append((f"2. peak RSS, whole process tree, {d['kind']} install ({label})", fmt_mib(mon["peak_all"]), "–", "–", "–", None))
     startup = results.get("startup", [])
     if startup:
         hello = startup[0][1]
@@ -740,7 +755,9 @@ def report(results, m, started):
         goal = d["kind"] == "deep delta" and d["change"] == "5pct"
         goals.append((f"4. {d['kind']} size, {label}", fmt_mib(d["size"]), "full artifact", f"{d['size_ratio'] * 100:.1f} %",
                       "≤ 10 %" if goal else "–", (d["size_ratio"] <= 0.10) if goal else None))
-        goals.append((f"4. {d['kind']} install, {label}", fmt_s(d["install"]), "full artifact", f"{d['install_ratio']:.2f}×", "–", None))
+        goals.append((f"4. {d['kind']} install, {label}", fmt_s(d["install"]), "full artifact", f"{d['install_ratio']:.2f}×", "≤ 1.0×", d["install_ratio"] <= 1.0))
+    for exe, size in results.get("sizes", []):
+        goals.append((f"3. size, {exe} (`ls -l` after publish)", f"{size / 1e6:.1f} MB", "–", "–", "≤ 15 MB", size <= MAX_EXE_BYTES))
     for variant, t_gen, t_ref, *_ in results.get("appgen", []):
         goals.append((f"5. app-gen full artifact ({variant})", fmt_s(t_gen), f"{fmt_s(t_ref)} save \\| gzip", f"{t_gen / t_ref:.2f}×", "–", None))
 
@@ -805,7 +822,7 @@ def report(results, m, started):
               f"{d['size_ratio'] * 100:.1f} % | {fmt_s(d['install'])} | {d['install_ratio']:.2f}× | {fmt_s(d['gen'])} |")
         w("")
         names = list(results["deltas"][0]["phases"])
-        w("Delta installs, where ArtifactInstall's time goes (medians; a delta's pre-checks SAVE the base and rebuild the new image):")
+        w("Delta installs, where ArtifactInstall's time goes (medians; a delta's pre-checks SAVE the base and check the delta, its LOAD decodes the new image straight into the engine):")
         w("")
         w("| change | artifact | " + " | ".join(names) + " |")
         w("|---|---|" + "---|" * len(names))
