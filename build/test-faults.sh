@@ -2,7 +2,8 @@
 # The fault-injection matrix (tests/Hardening.Tests, Category=Faults): SIGKILLs `app` or the
 # docker-compose sub-module at each step of ArtifactInstall/Commit/Rollback/Cleanup under the real
 # Mender client, plus the engine's own faults on a private dockerd (restarted during ROLLOUT, its
-# disk filling up during LOAD). Slow (several real updates per cell), so it is not part of
+# disk filling up during LOAD), and the fleet agent SIGKILLed at each step of an update
+# (AgentKillTests) and before each store rename (AgentStoreWriteFaultTests). Slow (several real updates per cell), so it is not part of
 # `make test`; CI runs both.
 set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)

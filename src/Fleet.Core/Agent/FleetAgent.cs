@@ -76,8 +76,8 @@ public sealed class FleetAgent
     }
 
     /// <summary>After a crash (SIGKILL mid-command): an install left pending is rolled back to the last-known-good,
-    /// as the Mender client's ArtifactRollback would; a commit whose cleanup never ran is finalized. The app's
-    /// compose file is then written from the store (the store is the truth).</summary>
+    /// as the Mender client's ArtifactRollback would; a commit whose cleanup never ran (or was killed) is finalized
+    /// and the versions it demoted collected. The app's compose file is then written from the store (the store is the truth).</summary>
     public async Task RecoverAsync(AgentApp app, CancellationToken ct)
     {
         try
@@ -89,7 +89,7 @@ public sealed class FleetAgent
                 await _engine.RollbackAsync(app.Name, p.ArtifactName, "recovery", ct);
             }
 
-            if (state.Pending is not null || state.RecentCommit is not null)
+            if (state.Pending is not null || state.RecentCommit is not null || state.Garbage.Count > 0)
             {
                 await _engine.CleanupAsync(app.Name, ct);
             }
