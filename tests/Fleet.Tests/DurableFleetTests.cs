@@ -109,13 +109,13 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         Assert.True(cond(), "timed out waiting until " + what);
     }
 
-    private async Task<(FleetUpdater Updater, RedisFleetBus Bus, Task Run, CancellationTokenSource Cts)> StartUpdater(Fleet f, IEnumerable<string> apps, string target, TimeSpan? rpcTimeout = null)
+    private async Task<(FleetUpdater Updater, RedisFleetBus Bus, Task Run, CancellationTokenSource Cts)> StartUpdater(Fleet f, IEnumerable<string> apps, string target, TimeSpan? rpcTimeout = null, int readWindow = 64)
     {
         var cfg = UpdaterConfig.Load(null, f.Env(apps, target)) with
         {
             Channel = f.Channel,
             RpcTimeout = rpcTimeout ?? TimeSpan.FromSeconds(10),
-            State = new FleetStateOptions { Prefix = f.Prefix, ClaimIdle = TimeSpan.FromSeconds(1) },
+            State = new FleetStateOptions { Prefix = f.Prefix, ClaimIdle = TimeSpan.FromSeconds(1), ReadWindow = readWindow },
         };
         var bus = await RedisFleetBus.ConnectAsync(cfg.Redis, f.Token);
         var u = new FleetUpdater(cfg, bus, new RegistryClient(cfg.Registry));
@@ -171,6 +171,40 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         Assert.Equal(DecisionKind.UpToDate, decided.Single(d => d.App == "good").Kind);
         Assert.Contains(decided, d => d.Kind == DecisionKind.Invalid && d.Reason.Contains("without a payload field 'p'"));
         Assert.Equal("0", fx.Redis.Cli("XPENDING", stream, "updaters").Split('\n')[0]);
+    }
+
+    [Fact]
+    public async Task An_updater_holds_at_most_its_read_window_of_undecided_reports_and_leaves_the_rest_in_the_stream()
+    {
+        await using var f = NewFleet();
+        await f.StartDevicesAsync([], "1.0", TimeSpan.Zero, TimeSpan.FromMinutes(10));
+        var stream = f.Prefix + ":reports";
+        const int reports = 5000;
+        await f.State.AddReportsAsync(Enumerable.Range(0, reports).Select(i => WireCodec.EncodeVersion(new VersionMessage($"other{i}", "1.0", []))).ToList(), dedupe: false, f.Token);
+        await f.State.EnsureGroupAsync(f.Token);
+        var u = await StartUpdater(f, ["listed"], "2.0", readWindow: 64);
+        long decided = 0;
+        u.Updater.Decided += _ => Interlocked.Increment(ref decided);
+
+        // sampled until every report is decided: reports read and not acknowledged (XPENDING), and entries not yet read (lag)
+        long maxPending = 0, samplesWithBoth = 0;
+        var sw = Stopwatch.StartNew();
+        while (Interlocked.Read(ref decided) < reports && sw.Elapsed < TimeSpan.FromSeconds(60))
+        {
+            var summary = (StackExchange.Redis.RedisResult[])(await f.State.Database.ExecuteAsync("XPENDING", stream, "updaters"))!;
+            var pending = (long)summary[0];
+            var groups = (StackExchange.Redis.RedisResult[])(await f.State.Database.ExecuteAsync("XINFO", "GROUPS", stream))!;
+            var info = ((StackExchange.Redis.RedisResult[])groups[0]!).Chunk(2).ToDictionary(kv => (string)kv[0]!, kv => kv[1]);
+            var lag = info["lag"].IsNull ? -1 : (long)info["lag"];
+            maxPending = Math.Max(maxPending, pending);
+            if (pending > 0 && lag > 0) samplesWithBoth++;
+        }
+        await StopAsync(u);
+
+        Assert.Equal(reports, Interlocked.Read(ref decided));
+        Assert.InRange(maxPending, 1, 64);
+        Assert.True(samplesWithBoth > 0, "no sample saw reports being decided while others still waited unread in the stream");
+        Assert.Equal(reports, u.Updater.Metrics.Get("fleet_decisions_total", "decision=\"notlisted\""));
     }
 
     [Fact]

@@ -41,7 +41,7 @@ public sealed record UpdaterConfig
     ///            cache_ttl_seconds, negative_ttl_seconds, max_attempts, docker_hub_api
     /// [registry.credentials."host:port"] username, password
     /// [updater]  rpc_timeout_seconds, retry_after_seconds, hmac_key_file, command_ttl_seconds, metrics_listen, wire_style (ujson|plain),
-    ///            state_prefix, bridge_dedupe_ms, batch_size, claim_idle_seconds
+    ///            state_prefix, bridge_dedupe_ms, batch_size, read_window, claim_idle_seconds
     /// [apps.NAME] directory, target ("2.1.0", "~2.1", ">=1.5,&lt;2"), rpc, image
     /// </code>
     /// Environment (seed 000): REDIS_HOST, REDIS_PORT, REDIS_DB, DOCKER_HUB_USERNAME, DOCKER_HUB_TOKEN,
@@ -151,6 +151,7 @@ public sealed record UpdaterConfig
                 Prefix = f.GetString("updater.state_prefix", "fleet"),
                 BridgeDedupe = TimeSpan.FromMilliseconds(f.GetInt("updater.bridge_dedupe_ms", 1000, 0, 60_000)),
                 BatchSize = f.GetInt("updater.batch_size", 1000, 1, 4000),
+                ReadWindow = f.GetInt("updater.read_window", 64, 64, 4000),
                 ClaimIdle = f.GetSeconds("updater.claim_idle_seconds", TimeSpan.FromSeconds(15)),
             },
         };

@@ -13,8 +13,11 @@ public sealed record FleetStateOptions
     public TimeSpan BridgeDedupe { get; init; } = TimeSpan.FromSeconds(1);
     /// <summary>Approximate cap of the report stream (XADD MAXLEN ~).</summary>
     public long StreamMaxLength { get; init; } = 200_000;
-    /// <summary>Entries read at once (XREADGROUP COUNT).</summary>
+    /// <summary>Entries taken over at once from a dead consumer (XAUTOCLAIM COUNT).</summary>
     public int BatchSize { get; init; } = 1000;
+    /// <summary>Reports one updater has read and not yet decided, at most (XREADGROUP COUNT asks for the free part).
+    /// Small keeps a report's wait after it was read short; the rest stays in the stream for any updater.</summary>
+    public int ReadWindow { get; init; } = 64;
     /// <summary>A report read by a consumer and not acknowledged for this long is taken over (XAUTOCLAIM).</summary>
     public TimeSpan ClaimIdle { get; init; } = TimeSpan.FromSeconds(15);
 
@@ -140,12 +143,12 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
     public async Task AddReportAsync(byte[] payload, CancellationToken ct) =>
         await db.StreamAddAsync(Options.Stream, "p", payload, maxLength: (int)Math.Min(int.MaxValue, Options.StreamMaxLength), useApproximateMaxLength: true).WaitAsync(ct);
 
-    /// <summary>Reports this consumer has not read yet, at most <see cref="FleetStateOptions.BatchSize"/>, waiting up to
+    /// <summary>Reports this consumer has not read yet, at most <paramref name="count"/>, waiting up to
     /// <paramref name="block"/> for one (XREADGROUP BLOCK). <paramref name="blockingDb"/> must be a connection of its
     /// own: a blocked command holds it.</summary>
-    public static async Task<List<(RedisValue Id, byte[]? Payload)>> ReadNewAsync(IDatabase blockingDb, FleetStateOptions o, string consumer, TimeSpan block, CancellationToken ct)
+    public static async Task<List<(RedisValue Id, byte[]? Payload)>> ReadNewAsync(IDatabase blockingDb, FleetStateOptions o, string consumer, int count, TimeSpan block, CancellationToken ct)
     {
-        var r = await blockingDb.ExecuteAsync("XREADGROUP", "GROUP", o.Group, consumer, "COUNT", o.BatchSize,
+        var r = await blockingDb.ExecuteAsync("XREADGROUP", "GROUP", o.Group, consumer, "COUNT", count,
             "BLOCK", (long)block.TotalMilliseconds, "STREAMS", o.Stream, ">").WaitAsync(ct);
         var list = new List<(RedisValue, byte[]?)>();
         if (r.IsNull) return list;

@@ -156,12 +156,12 @@ public sealed class FleetUpdater
         try { await Task.Delay(t, ct); } catch (OperationCanceledException) { }
     }
 
-    /// <summary>Round trips a loop keeps in flight at once (pipelining: the next chunk is prepared while Redis runs
+    /// <summary>Bridge round trips kept in flight at once (pipelining: the next batch is prepared while Redis runs
     /// the previous one's script; scripts sent on one connection run in order).</summary>
     private const int Pipeline = 16;
 
-    /// <summary>Reports decided per script call: a batch read at once (up to <see cref="FleetStateOptions.BatchSize"/>)
-    /// is decided in chunks, so that a report waits for its chunk, not for the whole batch.</summary>
+    /// <summary>Reports decided per script call: what is read at once is decided in chunks, so that a report waits
+    /// for its chunk, not for the whole read.</summary>
     private const int Chunk = 64;
 
     private async Task BridgeLoopAsync(FleetState store, CancellationToken ct)
@@ -197,48 +197,59 @@ public sealed class FleetUpdater
         }
     }
 
+    /// <summary>Reads the stream in the group and decides what it read. Adaptive: at most
+    /// <see cref="FleetStateOptions.ReadWindow"/> reports are read and not yet decided at a time, in chunks of
+    /// <see cref="Chunk"/>. Each read asks for the free part of the window and blocks until a report arrives, so on a
+    /// short stream a report is read as soon as it is added and decided alone; on a long stream reads fill the window
+    /// and the rest waits in the stream (durable, and there for another updater to take). A report read thus waits for
+    /// at most one window's decisions, not a batch of a thousand.</summary>
     private async Task ConsumeLoopAsync(FleetState store, IDatabase readerDb, CancellationToken ct)
     {
-        var running = new Queue<Task>();
-        try
+        int windowChunks = Math.Max(1, store.Options.ReadWindow / Chunk);
+        using var slots = new SemaphoreSlim(windowChunks);
+        var running = new List<Task>();
+        while (!ct.IsCancellationRequested)
         {
-            await ConsumeAsync();
-        }
-        finally
-        {
-            // batches whose script was sent: their outcome (or their staying pending) is known before we return
-            while (running.Count > 0)
+            try { await slots.WaitAsync(ct); }
+            catch (OperationCanceledException) { break; }
+            int free = 1;
+            while (free < windowChunks && slots.Wait(0)) free++;
+            List<(RedisValue Id, byte[]? Payload)> entries;
+            try
             {
-                try { await running.Dequeue(); }
-                catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException) { }
+                entries = await FleetState.ReadNewAsync(readerDb, store.Options, Consumer, free * Chunk, TimeSpan.FromSeconds(1), ct);
             }
+            catch (OperationCanceledException) { slots.Release(free); break; }
+            catch (Exception e) when (e is RedisException or TimeoutException)
+            {
+                slots.Release(free);
+                if (e.Message.Contains("NOGROUP", StringComparison.Ordinal))
+                {
+                    try { await store.EnsureGroupAsync(ct); } catch (Exception e2) when (e2 is RedisException or TimeoutException or OperationCanceledException) { }
+                }
+                Log.Warning($"consumer {Consumer}: reading {store.Options.Stream} failed: {e.Message}; retrying in 0.5 s (unacknowledged reports are kept)");
+                await Pause(TimeSpan.FromMilliseconds(500), ct);
+                continue;
+            }
+            var received = Stopwatch.GetTimestamp();
+            int used = (entries.Count + Chunk - 1) / Chunk;
+            if (free > used) slots.Release(free - used);
+            running.RemoveAll(t => t.IsCompleted);
+            for (int i = 0; i < entries.Count; i += Chunk)
+                running.Add(DecideChunkAsync(entries.GetRange(i, Math.Min(Chunk, entries.Count - i)), received));
         }
+        // chunks whose script was sent: their outcome (or their staying pending) is known before we return
+        await Task.WhenAll(running);
 
-        async Task ConsumeAsync()
+        async Task DecideChunkAsync(List<(RedisValue Id, byte[]? Payload)> chunk, long received)
         {
-            while (!ct.IsCancellationRequested)
+            try { await ProcessAsync(store, chunk, received, ct); }
+            catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException)
             {
-                try
-                {
-                    var entries = await FleetState.ReadNewAsync(readerDb, store.Options, Consumer, TimeSpan.FromSeconds(1), ct);
-                    for (int i = 0; i < entries.Count; i += Chunk)
-                    {
-                        running.Enqueue(ProcessAsync(store, entries.GetRange(i, Math.Min(Chunk, entries.Count - i)), ct));
-                        while (running.Count >= Pipeline || (running.Count > 0 && running.Peek().IsCompleted)) await running.Dequeue();
-                    }
-                    if (entries.Count == 0) while (running.Count > 0) await running.Dequeue();
-                }
-                catch (OperationCanceledException) { return; }
-                catch (Exception e) when (e is RedisException or TimeoutException)
-                {
-                    if (e.Message.Contains("NOGROUP", StringComparison.Ordinal))
-                    {
-                        try { await store.EnsureGroupAsync(ct); } catch (Exception e2) when (e2 is RedisException or TimeoutException or OperationCanceledException) { }
-                    }
-                    Log.Warning($"consumer {Consumer}: reading {store.Options.Stream} failed: {e.Message}; retrying in 0.5 s (unacknowledged reports are kept)");
-                    await Pause(TimeSpan.FromMilliseconds(500), ct);
-                }
+                if (!ct.IsCancellationRequested)
+                    Log.Warning($"consumer {Consumer}: deciding {chunk.Count} report(s) failed: {e.Message}; they stay pending and are taken over after {store.Options.ClaimIdle.TotalSeconds:0} s");
             }
+            finally { slots.Release(); }
         }
     }
 
@@ -256,7 +267,7 @@ public sealed class FleetUpdater
                     if (claimed.Length == 0) break;
                     Log.Info($"consumer {Consumer}: took over {claimed.Length} report(s) left unacknowledged by another consumer");
                     Metrics.Inc("fleet_reports_claimed_total", "Reports taken over from a consumer that did not acknowledge them.");
-                    await ProcessAsync(store, claimed.Select(e => (e.Id, (byte[]?)e["p"])).ToList(), ct);
+                    await ProcessAsync(store, claimed.Select(e => (e.Id, (byte[]?)e["p"])).ToList(), Stopwatch.GetTimestamp(), ct);
                     if (claimed.Length < store.Options.BatchSize) break;
                 }
             }
@@ -287,13 +298,13 @@ public sealed class FleetUpdater
 
     /// <summary>Decides on one report outside the stream (it is recorded in Redis like a streamed one).</summary>
     public async Task<Decision> HandleReportAsync(byte[] payload, CancellationToken ct) =>
-        (await ProcessAsync(_store ?? throw new InvalidOperationException("the updater needs Redis (RedisFleetBus) to decide"), [(RedisValue.EmptyString, payload)], ct))[0];
+        (await ProcessAsync(_store ?? throw new InvalidOperationException("the updater needs Redis (RedisFleetBus) to decide"), [(RedisValue.EmptyString, payload)], Stopwatch.GetTimestamp(), ct))[0];
 
     /// <summary>Decides a batch of reports: parse and compare in memory, then record, claim and acknowledge all of
-    /// them in one Redis round trip; update RPCs start in the background.</summary>
-    private async Task<Decision[]> ProcessAsync(FleetState store, List<(RedisValue Id, byte[]? Payload)> entries, CancellationToken ct)
+    /// them in one Redis round trip; update RPCs start in the background. Latency counts from
+    /// <paramref name="received"/> (a <see cref="Stopwatch"/> timestamp: when the reports were read).</summary>
+    private async Task<Decision[]> ProcessAsync(FleetState store, List<(RedisValue Id, byte[]? Payload)> entries, long received, CancellationToken ct)
     {
-        var sw = Stopwatch.StartNew();
         Metrics.Add("fleet_reports_total", "Version reports received.", entries.Count);
         var pre = new Decision?[entries.Count];
         var records = new ReportRecord[entries.Count];
@@ -327,7 +338,7 @@ public sealed class FleetUpdater
         }
 
         var claims = await store.DecideAsync(records, _clock.GetUtcNow(), _cfg.RetryAfter, StaleAfter, Consumer, ct);
-        var latency = sw.Elapsed;
+        var latency = Stopwatch.GetElapsedTime(received);
         var result = new Decision[entries.Count];
         for (int i = 0; i < entries.Count; i++)
         {
