@@ -287,6 +287,48 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
     }
 
     [SkippableFact]
+    public async Task Restore_brings_back_the_last_known_good_with_its_compose_file_and_env_after_changes_by_hand()
+    {
+        await using var rig = await StartAsync("1.0");
+        var env = Path.Combine(rig.Dir, ".env");
+        var first = Running(rig.App);
+        // nothing in the store yet: nothing to restore, and nothing is touched
+        var refused = await rig.CallAsync(new DockerCommandRequest("restore", rig.Dir));
+        Assert.False(refused.Success);
+        Assert.Contains("nothing to restore", refused.Message);
+        Assert.Equal(first[2..], Running(rig.App)[2..]);
+
+        await File.WriteAllTextAsync(env, "NOTE=stored with 2.0\n");
+        Assert.True((await rig.CallAsync(new DockerCommandRequest("update_version", rig.Dir, "2.0"))).Success);
+        var stored = Running(rig.App);
+        // by hand: the compose file back to 1.0, another .env, and the app brought up from them
+        await File.WriteAllTextAsync(rig.File, ComposeText("1.0"));
+        await File.WriteAllTextAsync(env, "NOTE=edited by hand\n");
+        Cmd.Ok(DockerEngine.Cli, "compose", "-p", rig.App, "-f", rig.File, "up", "-d");
+        Assert.Equal($"{fx.Repo}:1.0", Running(rig.App)[0]);
+
+        var resp = await rig.CallAsync(new DockerCommandRequest("restore", rig.Dir));
+
+        Assert.Equal(new DockerCommandResponse(true, $"Restored 2.0, the last-known-good, in {rig.Dir}"), resp);
+        var restored = Running(rig.App);
+        Assert.Equal($"{fx.Repo}:2.0|healthy", string.Join('|', restored[..2]));
+        Assert.NotEqual(stored[2], restored[2]); // rolled out again from the store
+        Assert.Equal(DockerEngine.ImageId($"{fx.Repo}:2.0"), DockerEngine.DockerOk("inspect", "-f", "{{.Image}}", restored[2]).Trim());
+        Assert.Equal(ComposeText("2.0"), await File.ReadAllTextAsync(rig.File));
+        Assert.Equal("NOTE=stored with 2.0\n", await File.ReadAllTextAsync(env));
+        Assert.Equal(ComposeText("1.0"), await File.ReadAllTextAsync(rig.File + FleetAgent.BackupSuffix)); // the hand-made files are kept aside
+        Assert.Equal("NOTE=edited by hand\n", await File.ReadAllTextAsync(env + FleetAgent.BackupSuffix));
+        Assert.Equal(("2.0", "2.0", "1.0", false), rig.Versions()); // the store's versions are unchanged
+        Assert.Equal("restored", rig.Store.Journal(rig.App)[^1].Event);
+
+        // after down, restore brings it up again
+        Assert.True((await rig.CallAsync(new DockerCommandRequest("down", rig.Dir))).Success);
+        Assert.True((await rig.CallAsync(new DockerCommandRequest("restore", rig.Dir))).Success);
+        Assert.Equal($"{fx.Repo}:2.0|healthy", RunningImage(rig.App));
+        Assert.Equal(("2.0", "2.0", "1.0", false), rig.Versions());
+    }
+
+    [SkippableFact]
     public async Task With_a_shared_key_unsigned_commands_are_refused_and_signed_ones_run()
     {
         var key = CommandSigner.KeyFromText(Key, "test");

@@ -172,7 +172,8 @@ public sealed class FleetAgent
                 }, $"Restarted all services in {app.Directory}", ct),
                 "update" when req.Service is not null => WholeAppOnly(req),
                 "update" => await UpdateAsync(app, FleetOrigin(app), ct),
-                _ => new DockerCommandResponse(false, $"unknown command '{req.Command}'; supported: update_version, down, restart, update"),
+                "restore" => await RestoreAsync(app, req.Wait ?? true, ct),
+                _ => new DockerCommandResponse(false, $"unknown command '{req.Command}'; supported: update_version, down, restart, update, restore"),
             };
             Log.Write(resp.Success ? LogLevel.Info : LogLevel.Warning, $"command {req.Command} {app.Name}: {resp.Message}");
             if (req.IdempotencyKey is { } key) _done.Add(key, resp);
@@ -245,17 +246,52 @@ public sealed class FleetAgent
         catch (Exception e) when (e is InstallException or StoreException or IOException) { Log.Warning($"{app.Name}: cleanup failed (old images stay): {e.Message}"); }
     }
 
-    /// <summary>Writes the app's compose file from its committed composition, keeping the previous file as a backup, when they differ.</summary>
+    /// <summary>Writes the app's compose file and <c>.env</c> from its committed composition (the store keeps both for
+    /// every version), keeping a file that differs as <c>&lt;file&gt;.fleet-backup</c>; a <c>.env</c> the stored version
+    /// does not have is moved aside the same way.</summary>
     private void WriteBackFromStore(AgentApp app)
     {
         var state = _engine.Store.Load(app.Name);
         if (state.Committed is not { } id) return;
-        var stored = ComposeFile.Find(_engine.Store.ManifestsOf(app.Name, id));
-        var target = Path.Combine(app.Directory, Path.GetFileName(stored));
-        var text = File.ReadAllText(stored);
+        var manifests = _engine.Store.ManifestsOf(app.Name, id);
+        var stored = ComposeFile.Find(manifests);
+        WriteBack(File.ReadAllText(stored), Path.Combine(app.Directory, Path.GetFileName(stored)));
+        var env = Path.Combine(app.Directory, ComposeSource.EnvFile);
+        if (File.Exists(Path.Combine(manifests, ComposeSource.EnvFile)))
+        {
+            WriteBack(File.ReadAllText(Path.Combine(manifests, ComposeSource.EnvFile)), env);
+        }
+        else if (File.Exists(env))
+        {
+            File.Move(env, env + BackupSuffix, overwrite: true);
+        }
+    }
+
+    private static void WriteBack(string text, string target)
+    {
         if (File.Exists(target) && File.ReadAllText(target) == text) return;
         if (File.Exists(target)) File.Copy(target, target + BackupSuffix, overwrite: true);
         ComposeFile.WriteAtomic(target, text);
+    }
+
+    /// <summary>Seed 002's restore: back to the store's last-known-good, directory included: STOP what runs, ROLLOUT the
+    /// last-known-good, health gate (unless <paramref name="wait"/> is false); then its compose file and <c>.env</c> are
+    /// written back into the directory, the files found there kept as backups. The store's versions do not change.</summary>
+    private async Task<DockerCommandResponse> RestoreAsync(AgentApp app, bool wait, CancellationToken ct)
+    {
+        string version;
+        try
+        {
+            if (_engine.Store.Load(app.Name).Committed is not { } id)
+                return new DockerCommandResponse(false, $"nothing to restore: the store {_cfg.Engine.PersistentStore} has no version of {app.Name} yet (update_version or update puts the first one there)");
+            version = _engine.Store.ReadComposition(app.Name, id).ArtifactName;
+        }
+        catch (StoreException e) { return new DockerCommandResponse(false, e.Message); }
+        return await StepAsync(app, async () =>
+        {
+            await _engine.RestartAsync(app.Name, "restore", wait, ct);
+            WriteBackFromStore(app);
+        }, $"Restored {version}, the last-known-good, in {app.Directory}", ct);
     }
 
     /// <summary>Seed 002's "update": re-pulls the app's images and recreates it from its current compose file, health-gated.</summary>
