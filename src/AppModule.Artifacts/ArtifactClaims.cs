@@ -1,6 +1,7 @@
 using System.Security.Cryptography;
 using System.Text;
 using AppModule.Core.Archives;
+using AppModule.Core.Images;
 using AppModule.Core.Policy;
 
 namespace AppModule.Artifacts;
@@ -12,6 +13,13 @@ namespace AppModule.Artifacts;
 /// </summary>
 public sealed record SavedImage(string Id, string? Os, string? Architecture, string? Variant)
 {
+    /// <summary>
+    /// The image's layers in order (config <c>rootfs.diff_ids</c>), each with the size of its tar in the
+    /// archive; empty when the config names none. In a deep delta a changed layer is
+    /// <see cref="LayerSource.Delta"/> and an unchanged one <see cref="LayerSource.FromBase"/> (no size).
+    /// </summary>
+    public IReadOnlyList<ImageLayer> Layers { get; init; } = [];
+
     private const long SmallFile = 1 << 20;
 
     /// <summary>os/architecture[/variant] as the config declares it ("?" for a missing part).</summary>
@@ -30,6 +38,9 @@ public sealed record SavedImage(string Id, string? Os, string? Architecture, str
     {
         var hashes = new Dictionary<string, string>(StringComparer.Ordinal);
         var platforms = new Dictionary<string, (string? Os, string? Arch, string? Variant)>(StringComparer.Ordinal);
+        var configs = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
+        var links = new Dictionary<string, string>(StringComparer.Ordinal);
         string? manifest = null;
         try
         {
@@ -38,12 +49,22 @@ public sealed record SavedImage(string Id, string? Os, string? Architecture, str
             while (tar.GetNextEntry() is { } e)
             {
                 ct.ThrowIfCancellationRequested();
+                var entryName = PayloadArchive.Normalize(e.Name);
+                if (e.EntryType is System.Formats.Tar.TarEntryType.SymbolicLink && !string.IsNullOrEmpty(e.LinkName))
+                {
+                    links[entryName] = e.LinkName;
+                }
+                else if (e.DataStream is not null)
+                {
+                    sizes[entryName] = e.Length;
+                }
+
                 if (e.DataStream is null || e.Length > SmallFile)
                 {
                     continue;
                 }
 
-                var name = PayloadArchive.Normalize(e.Name);
+                var name = entryName;
                 var ms = new MemoryStream();
                 e.DataStream.CopyTo(ms);
                 var bytes = ms.ToArray();
@@ -57,6 +78,7 @@ public sealed record SavedImage(string Id, string? Os, string? Architecture, str
                 if (bytes.Length > 0 && bytes[0] == (byte)'{' && PlatformOf(bytes) is { } p)
                 {
                     platforms[name] = p;
+                    configs[name] = bytes;
                 }
             }
         }
@@ -85,12 +107,52 @@ public sealed record SavedImage(string Id, string? Os, string? Architecture, str
             }
 
             var (os, arch, variant) = platforms.GetValueOrDefault(config);
-            return new SavedImage(id, os, arch, variant);
+            var layerFiles = first["Layers"] is JsonArray l ? l.Items.Select(i => i is JsonString f ? PayloadArchive.Normalize(f.Value) : string.Empty).ToArray() : [];
+            return new SavedImage(id, os, arch, variant) { Layers = LayersOf(configs.GetValueOrDefault(config), layerFiles, sizes, links) };
         }
         catch (System.Text.Json.JsonException)
         {
             return null;
         }
+    }
+
+    /// <summary>The config's diff IDs paired with manifest.json's layer files (by position) and their sizes in the archive.</summary>
+    private static IReadOnlyList<ImageLayer> LayersOf(byte[]? config, string[] files, Dictionary<string, long> sizes, Dictionary<string, string> links)
+    {
+        if (config is null || JsonValue.Parse(Encoding.UTF8.GetString(config)) is not JsonObject o
+            || o["rootfs"] is not JsonObject rootfs || rootfs["diff_ids"] is not JsonArray ids)
+        {
+            return [];
+        }
+
+        long? SizeOf(string file)
+        {
+            for (var hops = 0; hops < 8 && links.TryGetValue(file, out var target); hops++)
+            {
+                // A layer file may be a link to another copy (docker save of layers several images share, the OCI layout's blobs).
+                file = PayloadArchive.Normalize(target.StartsWith('/') ? target : Path.Combine(Path.GetDirectoryName(file) ?? string.Empty, target));
+                file = Path.GetFullPath("/" + file)[1..];
+            }
+
+            return sizes.TryGetValue(file, out var size) ? size : null;
+        }
+
+        var layers = new List<ImageLayer>();
+        for (var i = 0; i < ids.Items.Count; i++)
+        {
+            if (ids.Items[i] is not JsonString { Value: var diffId })
+            {
+                return [];
+            }
+
+            var file = i < files.Length ? files[i] : string.Empty;
+            var size = file.Length > 0 ? SizeOf(file) : null;
+            layers.Add(size is not null ? new ImageLayer(diffId, size)
+                : sizes.ContainsKey(file + ".vcdiff") ? new ImageLayer(diffId, null, LayerSource.Delta)
+                : new ImageLayer(diffId, null, LayerSource.FromBase));
+        }
+
+        return layers;
     }
 
     private static (string? Os, string? Arch, string? Variant)? PlatformOf(byte[] json)

@@ -3,7 +3,7 @@ namespace AppModule.Core;
 /// <summary>
 /// The `app` module's settings (/etc/mender/mender-app.conf; documented in the top-level
 /// mender-app.conf). Keys: persistent_store, submodules_dir, health_timeout_seconds, soak_seconds,
-/// health_poll_seconds, submodule_timeout_seconds, log_level.
+/// health_poll_seconds, submodule_timeout_seconds, log_level, engine_disk_check, engine_disk_margin_mib.
 /// </summary>
 public sealed record AppConfig
 {
@@ -23,6 +23,12 @@ public sealed record AppConfig
 
     public string LogLevel { get; init; } = "info";
 
+    /// <summary>Whether ArtifactInstall checks, before anything stops, that the new images fit on the engine's data root (the sub-module's STORAGE).</summary>
+    public bool EngineDiskCheck { get; init; } = true;
+
+    /// <summary>What must stay free on the engine's data root once the new images are in.</summary>
+    public long EngineDiskMarginBytes { get; init; } = 64L << 20;
+
     /// <summary>Config keys, as written in the file.</summary>
     public static class Keys
     {
@@ -33,5 +39,7 @@ public sealed record AppConfig
         public const string HealthPoll = "health_poll_seconds";
         public const string SubModuleTimeout = "submodule_timeout_seconds";
         public const string LogLevel = "log_level";
+        public const string EngineDiskCheck = "engine_disk_check";
+        public const string EngineDiskMargin = "engine_disk_margin_mib";
     }
 }

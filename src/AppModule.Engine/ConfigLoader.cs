@@ -39,6 +39,8 @@ public static class ConfigLoader
             HealthPoll = TimeSpan.FromSeconds(f.GetInt(AppConfig.Keys.HealthPoll, (int)d.HealthPoll.TotalSeconds, 1, 3600)),
             SubModuleTimeout = f.GetSeconds(AppConfig.Keys.SubModuleTimeout, d.SubModuleTimeout),
             LogLevel = level,
+            EngineDiskCheck = f.GetBool(AppConfig.Keys.EngineDiskCheck, d.EngineDiskCheck),
+            EngineDiskMarginBytes = (long)f.GetInt(AppConfig.Keys.EngineDiskMargin, (int)(d.EngineDiskMarginBytes >> 20), 0, 1 << 20) << 20,
         };
     }
 }

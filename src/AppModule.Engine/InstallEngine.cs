@@ -75,12 +75,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
 
         Directory.CreateDirectory(preview);
         source.ExtractManifests(preview, ct);
-        var reqsEnv = new Dictionary<string, string?>(env, StringComparer.Ordinal)
-        {
-            [SubModuleRunner.ManifestsVariable] = preview,
-            [SubModuleRunner.ImagesVariable] = string.Join('\n', images.Select(i => $"{i.Id} {i.Url}")),
-        };
-        await _runner.RequireAsync(exe, new SubModuleCall.Reqs(), reqsEnv, "pre-check (REQS)", $"sub-module {source.Orchestrator} with the manifests of {version}", ct).ConfigureAwait(false);
+        await _runner.RequireAsync(exe, new SubModuleCall.Reqs(), RequirementsEnvironment(env, preview, images), "pre-check (REQS)", $"sub-module {source.Orchestrator} with the manifests of {version}", ct).ConfigureAwait(false);
         Directory.Delete(preview, recursive: true);
 
         await source.PrepareAsync(step, ct).ConfigureAwait(false);
@@ -117,6 +112,14 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.Installed } }, "installed", $"{version} is healthy; waiting for commit");
         Log.Info($"{version} installed: {app} runs {composition.Id}; commit to keep it, roll back to return to {state.Committed ?? "nothing"}");
     }
+
+    /// <summary>The environment of the pre-check REQS: the version's, plus its manifests (a preview directory) and images.</summary>
+    public static IReadOnlyDictionary<string, string?> RequirementsEnvironment(IReadOnlyDictionary<string, string?> env, string manifests, IReadOnlyList<ImageRef> images) =>
+        new Dictionary<string, string?>(env, StringComparer.Ordinal)
+        {
+            [SubModuleRunner.ManifestsVariable] = manifests,
+            [SubModuleRunner.ImagesVariable] = string.Join('\n', images.Select(i => $"{i.Id} {i.Url}")),
+        };
 
     /// <summary>
     /// Before a new install: a pending install still in the store was dropped by the client (3.4

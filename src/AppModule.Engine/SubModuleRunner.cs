@@ -74,7 +74,7 @@ public sealed class SubModuleRunner(AppConfig config, IReadOnlyDictionary<string
     }
 
     /// <summary>Runs one call and returns its result (never throws for a non-zero exit).</summary>
-    public async Task<ProcessResult> CallAsync(string executable, SubModuleCall call, IReadOnlyDictionary<string, string?> env, CancellationToken ct, TimeSpan? timeout = null, bool quiet = false)
+    public async Task<ProcessResult> CallAsync(string executable, SubModuleCall call, IReadOnlyDictionary<string, string?> env, CancellationToken ct, TimeSpan? timeout = null, bool quiet = false, bool logStdout = true)
     {
         var name = Path.GetFileName(executable);
         if (!quiet)
@@ -97,7 +97,7 @@ public sealed class SubModuleRunner(AppConfig config, IReadOnlyDictionary<string
         {
             Environment = env,
             Timeout = timeout ?? config.SubModuleTimeout,
-            OnStdout = line => Log.Info($"{name}: {line}"),
+            OnStdout = logStdout ? line => Log.Info($"{name}: {line}") : null,
             OnStderr = line => Log.Info($"{name}: {line}"),
         };
         try

@@ -1,5 +1,6 @@
 using AppModule.Artifacts;
 using AppModule.Core;
+using AppModule.Core.Images;
 using AppModule.Core.Install;
 using AppModule.Core.Store;
 using AppModule.Core.SubModules;
@@ -13,10 +14,16 @@ namespace AppModule;
 /// <see cref="InstallEngine"/>: its pre-checks (every claim of the artifact against its payload,
 /// <see cref="ArtifactClaims"/>; delta bases present and right; disk space), and LOAD of its images, streamed from the payload through a FIFO into the sub-module.
 /// </summary>
-public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta) : IInstallSource
+/// <param name="config">the engine-disk check's settings (engine_disk_check, engine_disk_margin_mib)</param>
+public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta, AppConfig config) : IInstallSource
 {
+    /// <summary>Free space the install's temporary files need in tmp/ besides delta rebuilds (checked there).</summary>
+    public const long TmpFloorBytes = 16L << 20;
+
     private IReadOnlyList<ImageEntry> _images = [];
+    private IReadOnlyDictionary<string, SavedImage?> _carried = new Dictionary<string, SavedImage?>();
     private readonly Dictionary<string, string> _prepared = new(StringComparer.Ordinal); // image dir -> file to LOAD (deltas)
+    private readonly Dictionary<string, SavedImage> _rebuilt = new(StringComparer.Ordinal); // image dir -> what the rebuilt delta holds
 
     public string Application => meta.ApplicationName;
 
@@ -45,10 +52,11 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta) : IInsta
         var imagesPath = ImagesPath;
         _ = tree.ManifestsArchive(); // both payload files must be there before anything else is read
         var (images, carriedIds) = await ImagesArchive.ScanAsync(imagesPath, ct).ConfigureAwait(false);
+        _images = images; // known to the plan even when a claim below fails (app plan reports it)
+        _carried = carriedIds;
+
         // Every claim of the artifact (meta-data's image list and platform, sums-new.txt) against what the payload carries.
         ArtifactClaims.Check(meta, images, carriedIds, imagesPath);
-
-        _images = images;
         return images.Select(i => new ImageRef(i.UrlNew, i.SumsNew)).ToArray();
     }
 
@@ -61,9 +69,63 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta) : IInsta
             _prepared[image.Id] = await PrepareDeltaAsync(step, image, ct).ConfigureAwait(false);
         }
 
+        // The disk checks of the plan `app plan` prints: tmp/, and the engine's data root for the layers it does not have.
+        var plan = await PlanAsync(step, null, [], [], ct).ConfigureAwait(false);
+        plan.ThrowIfRefused("tmp-disk", "engine-disk");
         var fullBytes = _images.Where(i => i.Kind == ImageKind.Full).Sum(i => i.ImageSize);
-        DiskCheck(tree.TmpDir, 16L << 20, "the temporary files of the install");
-        Log.Info($"pre-checks passed: {_images.Count} image(s) ({_images.Count(i => i.Kind == ImageKind.Full)} full, {fullBytes} bytes streamed), delta bases present");
+        Log.Info($"pre-checks passed: {_images.Count} image(s) ({_images.Count(i => i.Kind == ImageKind.Full)} full, {fullBytes} bytes streamed), delta bases present; engine disk: {plan.EngineDisk.Detail}");
+    }
+
+    /// <summary>
+    /// The install plan of this artifact (<see cref="InstallPlanner"/>) from what it carries (after
+    /// <see cref="CheckAsync"/>; delta images as rebuilt by <see cref="PrepareAsync"/> when it ran) and what
+    /// the engine holds (the sub-module's STORAGE). Read-only.
+    /// </summary>
+    public async Task<InstallPlan> PlanAsync(InstallStep step, RunningVersion? running, IReadOnlyList<string> manifests, IReadOnlyList<PlanCheck> earlier, CancellationToken ct)
+    {
+        EngineStorage? storage = null;
+        string? unknown = null;
+        if (!config.EngineDiskCheck)
+        {
+            unknown = $"{AppConfig.Keys.EngineDiskCheck} = false in the config";
+        }
+        else
+        {
+            var r = await step.Runner.CallAsync(step.Executable, new SubModuleCall.Storage(), step.Environment, ct, logStdout: false).ConfigureAwait(false);
+            try
+            {
+                storage = r.Succeeded ? EngineStorage.Parse(r.Stdout) : null;
+                unknown = r.Succeeded ? null : $"the sub-module {Path.GetFileName(step.Executable)} did not answer STORAGE ({SubModuleRunner.Output(r).Split('\n').LastOrDefault()}); an older or reference sub-module has no such call";
+            }
+            catch (FormatException e)
+            {
+                unknown = $"the sub-module's STORAGE answer is not usable: {e.Message}";
+            }
+
+            if (unknown is not null)
+            {
+                Log.Warning($"the engine's disk space is not checked: {unknown}");
+            }
+        }
+
+        var images = _images.Select(PlanImageOf).ToArray();
+        var tmp = tree.TmpDir;
+        return InstallPlanner.Plan(new PlanInput(Application, Version, Orchestrator, Platform, images, manifests, running, storage, unknown,
+            tmp, FreeSpace.Of(tmp), TmpFloorBytes, config.EngineDiskMarginBytes, earlier));
+    }
+
+    private PlanImage PlanImageOf(ImageEntry i)
+    {
+        var kind = i.Kind switch
+        {
+            ImageKind.Delta => "delta",
+            ImageKind.DeepDelta => "deep-delta",
+            _ => "full",
+        };
+        var rebuilt = _rebuilt.GetValueOrDefault(i.Id);
+        long? load = i.Kind == ImageKind.Full ? i.ImageSize : _prepared.TryGetValue(i.Id, out var file) && File.Exists(file) ? new FileInfo(file).Length : null;
+        var layers = rebuilt?.Layers ?? (i.Kind == ImageKind.Delta ? null : _carried.GetValueOrDefault(i.Id)?.Layers) ?? [];
+        return new PlanImage(i.UrlNew, i.SumsNew, kind, i.Kind == ImageKind.Full ? null : i.UrlCurrent, i.Kind == ImageKind.Full ? null : i.SumsCurrent, load, layers);
     }
 
     /// <summary>
@@ -132,6 +194,7 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta) : IInsta
         }
 
         ArtifactClaims.CheckPlatform(Platform, rebuilt, image.UrlNew);
+        _rebuilt[image.Id] = rebuilt;
 
         File.Delete(basePath);
         File.Delete(payloadPath);

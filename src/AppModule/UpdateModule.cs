@@ -33,7 +33,7 @@ public sealed class UpdateModule(AppConfig config, ArtifactTree tree)
                 // not read stream-next, so the client stores the payload in files/ for ArtifactInstall.
                 return;
             case ModuleState.ArtifactInstall:
-                await _engine.InstallAsync(new ArtifactSource(tree, tree.Metadata()), ct).ConfigureAwait(false);
+                await _engine.InstallAsync(new ArtifactSource(tree, tree.Metadata(), config), ct).ConfigureAwait(false);
                 return;
             case ModuleState.ArtifactCommit:
                 if (tree.TryMetadata() is not { } meta)

@@ -271,6 +271,42 @@ public sealed class DockerApiEngine : IEngine
         }
     }
 
+    private async Task<string> DataRootCoreAsync(CancellationToken ct)
+    {
+        var info = await Call("ask the engine for its data root", () => _client.System.GetSystemInfoAsync(ct)).ConfigureAwait(false);
+        return info.DockerRootDir;
+    }
+
+    private async Task<IReadOnlyList<ImageLayersInfo>> ImageLayersCoreAsync(CancellationToken ct)
+    {
+        var list = await Call("list images", () => _client.Images.ListImagesAsync(new ImagesListParameters { All = true }, ct)).ConfigureAwait(false);
+        var result = new List<ImageLayersInfo>();
+        foreach (var id in list.Select(i => i.ID).Distinct(StringComparer.Ordinal))
+        {
+            try
+            {
+                var i = await _client.Images.InspectImageAsync(id, ct).ConfigureAwait(false);
+                result.Add(new ImageLayersInfo(i.ID, i.RootFS?.Layers?.ToArray() ?? []));
+            }
+            catch (DockerApiException e) when (e.StatusCode == HttpStatusCode.NotFound)
+            {
+                // removed since the list was read
+            }
+            catch (Exception e) when (IsTransport(e))
+            {
+                throw Unreachable($"inspect image {id}", e);
+            }
+        }
+
+        return result;
+    }
+
+    public Task<string> DataRootAsync(CancellationToken ct) =>
+        Limited("tell its data root", t => DataRootCoreAsync(t), ct);
+
+    public Task<IReadOnlyList<ImageLayersInfo>> ImageLayersAsync(CancellationToken ct) =>
+        Limited("list images and their layers", t => ImageLayersCoreAsync(t), ct);
+
     public Task<EngineVersion> VersionAsync(CancellationToken ct) =>
         Limited("ask the engine for its version", t => VersionCoreAsync(t), ct);
 

@@ -1,3 +1,4 @@
+using AppModule.Core.Images;
 using AppModule.Core.Policy;
 using AppModule.Core.SubModules;
 using AppModule.Runtime;
@@ -603,6 +604,20 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     }
 
     // ------------------------------------------------------------------ requirements
+
+    /// <summary>
+    /// STORAGE: the engine's data root (asked of the engine), the space free there as this process sees
+    /// it, and the chain IDs of every layer of every image. <c>docker load</c> unpacks the whole archive
+    /// under the data root (its tmp/) before it stores the layers it lacks, once each.
+    /// </summary>
+    public async Task<EngineStorage> StorageAsync(CancellationToken ct)
+    {
+        var version = await engine.VersionAsync(ct).ConfigureAwait(false);
+        var root = await engine.DataRootAsync(ct).ConfigureAwait(false);
+        var images = await engine.ImageLayersAsync(ct).ConfigureAwait(false);
+        var layers = images.SelectMany(i => ImageLayers.ChainIds(i.DiffIds)).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        return new EngineStorage($"docker {version.Version}", root, FreeSpace.Of(root), layers, images.Select(i => i.Id).Order(StringComparer.Ordinal).ToArray(), StagesArchive: true, CopiesPerLayer: 1);
+    }
 
     public async Task<IReadOnlyList<Requirement>> RequirementsAsync(CancellationToken ct)
     {

@@ -71,7 +71,16 @@ public interface IEngine : IDisposable
     Task<IReadOnlyList<string>> ProjectVolumesAsync(string project, CancellationToken ct);
 
     Task RemoveVolumeAsync(string name, CancellationToken ct);
+
+    /// <summary>Where the engine keeps its data (DockerRootDir of /info).</summary>
+    Task<string> DataRootAsync(CancellationToken ct);
+
+    /// <summary>Every image the engine holds: its ID and its layers' diff IDs (RootFS.Layers), bottom first.</summary>
+    Task<IReadOnlyList<ImageLayersInfo>> ImageLayersAsync(CancellationToken ct);
 }
+
+/// <summary>An image's ID and the diff IDs of its layers, bottom first.</summary>
+public sealed record ImageLayersInfo(string Id, IReadOnlyList<string> DiffIds);
 
 /// <summary>What the engine says about itself: version, API version, and the os/architecture it runs containers for.</summary>
 public sealed record EngineVersion(string Version, string ApiVersion, string Os, string Architecture)

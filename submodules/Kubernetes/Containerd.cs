@@ -1,4 +1,5 @@
 using AppModule.Core.Images;
+using AppModule.Core.SubModules;
 using AppModule.Runtime;
 using SubModule.Hosting;
 
@@ -198,6 +199,88 @@ public sealed class Containerd(K8sSettings settings)
         System.Runtime.InteropServices.Architecture.Arm => "linux/arm/v7",
         _ => "linux/amd64",
     };
+
+    /// <summary>
+    /// STORAGE: containerd's root (asked of containerd: the root its overlayfs snapshotter exports), the
+    /// space free there, the chain IDs of the committed snapshots (unpacked layers, keyed by chain ID) and
+    /// the IDs of the namespace's images. An import writes each new layer twice under the root: the blob
+    /// into the content store and the unpacked snapshot.
+    /// </summary>
+    public async Task<EngineStorage> StorageAsync(CancellationToken ct)
+    {
+        var (ok, detail) = await ProbeAsync(ct).ConfigureAwait(false);
+        if (!ok)
+        {
+            throw new SubModuleFailure(detail);
+        }
+
+        var plugins = await RunAsync([.. Base, "plugins", "ls", "--detailed"], ct).ConfigureAwait(false);
+        if (!plugins.Succeeded)
+        {
+            throw Failure("plugins ls", plugins, string.Empty);
+        }
+
+        var snapshotterRoot = ExportedRoot(plugins.Stdout, "io.containerd.snapshotter.v1", "overlayfs")
+                              ?? throw new SubModuleFailure($"containerd at {settings.ContainerdAddress} exports no root for its overlayfs snapshotter (ctr plugins ls --detailed); is the snapshotter enabled?");
+        var contentRoot = ExportedRoot(plugins.Stdout, "io.containerd.content.v1", "content");
+        var snapshots = await RunAsync([.. Base, "snapshots", "ls"], ct).ConfigureAwait(false);
+        if (!snapshots.Succeeded)
+        {
+            throw Failure("snapshots ls", snapshots, string.Empty);
+        }
+
+        var layers = snapshots.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries).Skip(1)
+            .Select(l => l.Split(' ', StringSplitOptions.RemoveEmptyEntries))
+            .Where(c => c.Length >= 2 && c[^1] == "Committed" && c[0].StartsWith("sha256:", StringComparison.Ordinal))
+            .Select(c => c[0]).Distinct(StringComparer.Ordinal).Order(StringComparer.Ordinal).ToArray();
+        var ids = new SortedSet<string>(StringComparer.Ordinal);
+        foreach (var name in (await ListAsync(ct).ConfigureAwait(false)).Keys)
+        {
+            if (await ImageIdAsync(name, ct).ConfigureAwait(false) is { } id)
+            {
+                ids.Add(id);
+            }
+        }
+
+        long? free = FreeSpace.Of(snapshotterRoot) is { } a && (contentRoot is null ? a : FreeSpace.Of(contentRoot)) is { } b ? Math.Min(a, b) : null;
+        var root = Path.GetDirectoryName(snapshotterRoot.TrimEnd('/')) ?? snapshotterRoot;
+        return new EngineStorage($"containerd {detail}", root, free, layers, ids.ToArray(), StagesArchive: false, CopiesPerLayer: 2);
+    }
+
+    /// <summary>The <c>root</c> a plugin exports in <c>ctr plugins ls --detailed</c> (blocks of "Type:", "ID:", "Exports:" lines).</summary>
+    internal static string? ExportedRoot(string detailed, string type, string id)
+    {
+        string? t = null, i = null;
+        var inExports = false;
+        foreach (var raw in detailed.Split('\n'))
+        {
+            var line = raw.Trim();
+            if (line.StartsWith("Type:", StringComparison.Ordinal))
+            {
+                t = line[5..].Trim();
+                i = null;
+                inExports = false;
+            }
+            else if (line.StartsWith("ID:", StringComparison.Ordinal))
+            {
+                i = line[3..].Trim();
+            }
+            else if (line.StartsWith("Exports:", StringComparison.Ordinal))
+            {
+                inExports = true;
+            }
+            else if (inExports && t == type && i == id && line.StartsWith("root ", StringComparison.Ordinal))
+            {
+                return line[5..].Trim();
+            }
+            else if (line.EndsWith(':'))
+            {
+                inExports = false;
+            }
+        }
+
+        return null;
+    }
 
     /// <summary>The server version, or an explanation of why containerd cannot be used.</summary>
     public async Task<(bool Ok, string Detail)> ProbeAsync(CancellationToken ct)

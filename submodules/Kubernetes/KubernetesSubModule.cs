@@ -873,6 +873,8 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
         Log.Info($"purged {call.Application}: {deleted} objects and {images.Count} images deleted{(_settings.PurgePvcs ? string.Empty : " (persistent volume claims kept: purge_pvcs = false)")}");
     }
 
+    public Task<EngineStorage> StorageAsync(CancellationToken ct) => _containerd.StorageAsync(ct);
+
     public async Task<IReadOnlyList<Requirement>> RequirementsAsync(CancellationToken ct)
     {
         var result = new List<Requirement>();

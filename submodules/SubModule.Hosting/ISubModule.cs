@@ -37,6 +37,9 @@ public interface ISubModule
 
     /// <summary>Checks the requirements; one entry per requirement.</summary>
     Task<IReadOnlyList<Requirement>> RequirementsAsync(CancellationToken ct);
+
+    /// <summary>STORAGE (read-only): where the engine keeps images, how much is free there, which layers and images it holds.</summary>
+    Task<EngineStorage> StorageAsync(CancellationToken ct);
 }
 
 /// <summary>A requirement of the sub-module. <c>Severity</c> is <c>error</c> (the module cannot work) or <c>warning</c>.</summary>

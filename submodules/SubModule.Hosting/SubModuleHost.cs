@@ -64,6 +64,10 @@ public static class SubModuleHost
                     var components = await module.ListComponentsAsync(c, ct).ConfigureAwait(false);
                     await stdout.WriteLineAsync(ComponentsJson(components)).ConfigureAwait(false);
                     break;
+                case SubModuleCall.Storage:
+                    var storage = await module.StorageAsync(ct).ConfigureAwait(false);
+                    await stdout.WriteLineAsync(storage.ToJson()).ConfigureAwait(false);
+                    break;
                 case SubModuleCall.Reqs:
                     var reqs = await module.RequirementsAsync(ct).ConfigureAwait(false);
                     foreach (var r in reqs)

@@ -17,7 +17,8 @@ public sealed class DeviceRig : IDisposable
     private readonly PrivateDockerd? _engine;
 
     /// <param name="engine">an engine of the test's own for the application (the images are still saved from the shared one); null: the shared engine.</param>
-    public DeviceRig(int moduleTimeoutSeconds = 600, string subModuleConfig = "", PrivateDockerd? engine = null)
+    /// <param name="appConfig">lines added to mender-app.conf</param>
+    public DeviceRig(int moduleTimeoutSeconds = 600, string subModuleConfig = "", PrivateDockerd? engine = null, string appConfig = "")
     {
         MenderClient.Require();
         DockerEngine.RequireImages();
@@ -36,7 +37,7 @@ public sealed class DeviceRig : IDisposable
         App = Unique.Name("hard");
         Port = FreePort();
         Client.WriteEtc("mender-app.conf",
-            $"persistent_store = \"{Store}\"\nsubmodules_dir = \"{SubModules}\"\nhealth_timeout_seconds = 60\nhealth_poll_seconds = 1\nsubmodule_timeout_seconds = 600\n");
+            $"persistent_store = \"{Store}\"\nsubmodules_dir = \"{SubModules}\"\nhealth_timeout_seconds = 60\nhealth_poll_seconds = 1\nsubmodule_timeout_seconds = 600\n{appConfig}\n");
         Client.WriteEtc("mender-app-docker-compose.conf",
             $"state_dir = \"{_root.Dir("compose-state")}\"\nsoak_seconds = 1\nrollout_timeout = 90\n{subModuleConfig}");
         RenameLog = _root.File("renames.log");

@@ -55,7 +55,8 @@ public sealed class EngineFaultTests(ITestOutputHelper output)
     {
         RequireEnabled();
         using var engine = new PrivateDockerd(dataRootMiB: 48);
-        using var rig = new DeviceRig(engine: engine);
+        // The pre-check would refuse this artifact before LOAD (EngineDiskPreCheckTests): off, to reach the disk filling up during LOAD.
+        using var rig = new DeviceRig(engine: engine, appConfig: "engine_disk_check = false");
         rig.InstallV1();
 
         // v2 with a 64 MiB incompressible layer: more than the engine's whole data root.

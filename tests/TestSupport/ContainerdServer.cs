@@ -26,9 +26,10 @@ public sealed class ContainerdServer : IDisposable
         // Short path: unix socket paths are limited to 108 bytes.
         _dir = new TempDir("ctrd");
         Address = Path.Combine(_dir.Path, "c.sock");
+        Root = Path.Combine(_dir.Path, "root");
         var config = _dir.Write("config.toml", $"""
             version = 2
-            root = "{_dir.Path}/root"
+            root = "{Root}"
             state = "{_dir.Path}/state"
             disabled_plugins = ["io.containerd.grpc.v1.cri"]
             [grpc]
@@ -80,6 +81,9 @@ public sealed class ContainerdServer : IDisposable
 
     /// <summary>The socket, for <c>ctr --address</c> / the k8s sub-module's containerd_address.</summary>
     public string Address { get; } = string.Empty;
+
+    /// <summary>containerd's root (its config's <c>root</c>): content store, snapshots, metadata.</summary>
+    public string Root { get; } = string.Empty;
 
     /// <summary>The ctr client next to the containerd that was found.</summary>
     public string CtrPath { get; } = "ctr";

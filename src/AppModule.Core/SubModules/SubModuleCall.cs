@@ -17,7 +17,7 @@ public abstract record SubModuleCall
 
     /// <summary>All call names, in the order of the seed's API list.</summary>
     public static readonly IReadOnlyList<string> Names =
-        ["LOAD", "SAVE", "LS_COMPONENTS", "DELETE", "ROLLOUT", "ROLLBACK", "STOP", "START", "PURGE", "EXPORT_MANIFEST", "ALIVE", "HEALTHY", "REQS"];
+        ["LOAD", "SAVE", "LS_COMPONENTS", "DELETE", "ROLLOUT", "ROLLBACK", "STOP", "START", "PURGE", "EXPORT_MANIFEST", "ALIVE", "HEALTHY", "REQS", "STORAGE"];
 
     /// <summary>
     /// Parses argv (after the executable name). Throws <see cref="SubModuleUsageException"/> with the
@@ -47,6 +47,7 @@ public abstract record SubModuleCall
             "EXPORT_MANIFEST" => Need(call, a, 2, 2, "<application> <output-dir>", x => new ExportManifest(x[0], x[1])),
             "PURGE" => Need(call, a, 1, 1, "<application>", x => new Purge(x[0])),
             "REQS" => Need(call, a, 0, 0, string.Empty, _ => new Reqs()),
+            "STORAGE" => Need(call, a, 0, 0, string.Empty, _ => new Storage()),
             _ => throw new SubModuleUsageException($"unknown call \"{call}\"; expected one of {string.Join(", ", Names)}"),
         };
     }
@@ -151,6 +152,17 @@ public abstract record SubModuleCall
     public sealed record Reqs : SubModuleCall
     {
         public override string Name => "REQS";
+
+        public override IReadOnlyList<string> ToArgs() => [Name];
+    }
+
+    /// <summary>
+    /// Ours (the reference shell sub-modules answer "unknown call"): prints <see cref="EngineStorage"/> as
+    /// JSON on stdout: the engine's data root, its free space, the layers and images it holds. Read-only.
+    /// </summary>
+    public sealed record Storage : SubModuleCall
+    {
+        public override string Name => "STORAGE";
 
         public override IReadOnlyList<string> ToArgs() => [Name];
     }
