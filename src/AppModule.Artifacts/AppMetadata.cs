@@ -5,7 +5,8 @@ namespace AppModule.Artifacts;
 
 /// <summary>
 /// The meta-data of an app artifact (header/meta-data), as the reference generator writes it:
-/// <c>{"application_name","orchestrator","platform","version","images":[ids],"env":{K:V}}</c>.
+/// <c>{"application_name","orchestrator","platform","version","images":[ids],"env":{K:V}}</c>, and optionally
+/// the application's own <c>health_timeout_seconds</c> and <c>soak_seconds</c> (whole seconds; the device caps them).
 /// Unknown keys are kept in <see cref="Extra"/> and written back unchanged.
 /// </summary>
 public sealed record AppMetadata(
@@ -17,6 +18,15 @@ public sealed record AppMetadata(
     IReadOnlyDictionary<string, string>? Env = null)
 {
     public const string CurrentVersion = "1.0";
+
+    /// <summary>The longest meta-data may set <c>health_timeout_seconds</c> or <c>soak_seconds</c> to (a day); the device's limits are lower.</summary>
+    public const int MaxHealthSeconds = 86400;
+
+    /// <summary>The application's own health timeout (meta-data <c>health_timeout_seconds</c>), or null for the device's.</summary>
+    public int? HealthTimeoutSeconds { get; init; }
+
+    /// <summary>The application's own soak (meta-data <c>soak_seconds</c>), or null for the device's.</summary>
+    public int? SoakSeconds { get; init; }
 
     /// <summary>Other top-level keys found when parsing (kept for round trips).</summary>
     public IReadOnlyList<KeyValuePair<string, JsonValue>> Extra { get; init; } = [];
@@ -86,9 +96,22 @@ public sealed record AppMetadata(
                 throw new ArtifactFormatException($"meta-data field \"env\" must be an object of NAME: value strings, got {Describe(o["env"]!)}: regenerate the artifact with app-gen");
         }
 
-        string[] known = ["application_name", "orchestrator", "platform", "version", "images", "env"];
+        int? Seconds(string key, int min)
+        {
+            switch (o[key])
+            {
+                case null: case JsonNull: return null;
+                case JsonNumber n when n.Value == Math.Floor(n.Value) && n.Value >= min && n.Value <= MaxHealthSeconds: return (int)n.Value;
+                default:
+                    throw new ArtifactFormatException($"meta-data field \"{key}\" must be a whole number of seconds from {min} to {MaxHealthSeconds}, got {Describe(o[key]!)}: regenerate the artifact with app-gen --{key.Replace('_', '-')} <seconds>");
+            }
+        }
+
+        string[] known = ["application_name", "orchestrator", "platform", "version", "images", "env", "health_timeout_seconds", "soak_seconds"];
         return new AppMetadata(Str("application_name"), Str("orchestrator"), Str("platform"), Str("version"), images, env)
         {
+            HealthTimeoutSeconds = Seconds("health_timeout_seconds", 1),
+            SoakSeconds = Seconds("soak_seconds", 0),
             Extra = o.Members.Where(m => !known.Contains(m.Key)).ToArray(),
         };
     }
@@ -106,6 +129,10 @@ public sealed record AppMetadata(
         };
         if (Env is { Count: > 0 })
             members.Add(new("env", new JsonObject(Env.Select(kv => new KeyValuePair<string, JsonValue>(kv.Key, new JsonString(kv.Value))).ToArray())));
+        if (HealthTimeoutSeconds is { } t)
+            members.Add(new("health_timeout_seconds", new JsonNumber(t)));
+        if (SoakSeconds is { } soak)
+            members.Add(new("soak_seconds", new JsonNumber(soak)));
         members.AddRange(Extra);
         return new JsonObject(members);
     }

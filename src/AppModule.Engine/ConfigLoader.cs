@@ -41,6 +41,8 @@ public static class ConfigLoader
             LogLevel = level,
             EngineDiskCheck = f.GetBool(AppConfig.Keys.EngineDiskCheck, d.EngineDiskCheck),
             EngineDiskMarginBytes = (long)f.GetInt(AppConfig.Keys.EngineDiskMargin, (int)(d.EngineDiskMarginBytes >> 20), 0, 1 << 20) << 20,
+            MaxHealthTimeout = f.GetSeconds(AppConfig.Keys.MaxHealthTimeout, d.MaxHealthTimeout),
+            MaxSoak = f.GetSeconds(AppConfig.Keys.MaxSoak, d.MaxSoak),
         };
     }
 }

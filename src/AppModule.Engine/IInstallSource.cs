@@ -25,6 +25,9 @@ public interface IInstallSource
     /// <summary>Which trigger brings this version (recorded with the composition, shown by <c>app status</c>).</summary>
     Origin Origin { get; }
 
+    /// <summary>The application's own health timeout and soak, or null to use the device's settings.</summary>
+    HealthOverrides? Health => null;
+
     /// <summary>Checks that need neither the store nor the device (the input is complete); runs before the store's lock is taken.</summary>
     void Begin();
 

@@ -30,7 +30,8 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
     private readonly AppStore _store = new(config.PersistentStore);
     private readonly SubModuleRunner _runner = new(config, subModuleEnvironment);
 
-    private HealthGate Gate => new(config, _runner);
+    /// <summary>The health gate with the device's settings, or with those <paramref name="c"/>'s artifact asked for.</summary>
+    private HealthGate GateFor(Composition c) => new(config.With(c.Health), _runner);
 
     public AppStore Store => _store;
 
@@ -56,6 +57,11 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         Log.Info($"installing {version}: application {app}, orchestrator {source.Orchestrator}, platform {source.Platform}");
         var exe = _runner.Resolve(source.Orchestrator);
         source.Begin();
+        if (config.Refusal(source.Health) is { } refusal)
+        {
+            throw new InstallException("pre-check", version, refusal);
+        }
+
         var env = SubModuleRunner.EnvironmentFor(source.Platform, source.Env);
         var step = new InstallStep(_runner, exe, env);
 
@@ -81,7 +87,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         await source.PrepareAsync(step, ct).ConfigureAwait(false);
 
         // ---- store the new composition (the last-known-good stays untouched)
-        var draft = new Composition(string.Empty, app, version, source.Orchestrator, source.Platform, images.ToArray(), source.Env, DateTimeOffset.UtcNow) { Origin = source.Origin };
+        var draft = new Composition(string.Empty, app, version, source.Orchestrator, source.Platform, images.ToArray(), source.Env, DateTimeOffset.UtcNow) { Origin = source.Origin, Health = source.Health };
         var composition = _store.CreateComposition(state, draft, dir => source.ExtractManifests(dir, ct), out state);
         state = Transition(state with { Pending = new PendingInstall(composition.Id, version, InstallPhase.Prepared) }, "prepared", $"{version} as {composition.Id}");
         var compositionEnv = SubModuleRunner.EnvironmentFor(composition);
@@ -108,7 +114,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         state = Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.RolledOut } }, "rolled-out", composition.Id);
 
         // ---- health gate
-        await Gate.WaitAsync(exe, app, compositionEnv, soak: true, ct).ConfigureAwait(false);
+        await GateFor(composition).WaitAsync(exe, app, compositionEnv, soak: true, ct).ConfigureAwait(false);
         Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.Installed } }, "installed", $"{version} is healthy; waiting for commit");
         Log.Info($"{version} installed: {app} runs {composition.Id}; commit to keep it, roll back to return to {state.Committed ?? "nothing"}");
     }
@@ -180,7 +186,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         }, "committed", $"{p.ArtifactName} as {p.Composition}");
         Log.Info($"committed {p.ArtifactName}; checking that {app} is still healthy");
         var c = _store.ReadComposition(app, p.Composition);
-        await Gate.WaitAsync(_runner.Resolve(c.Orchestrator), app, SubModuleRunner.EnvironmentFor(c), soak: false, ct).ConfigureAwait(false);
+        await GateFor(c).WaitAsync(_runner.Resolve(c.Orchestrator), app, SubModuleRunner.EnvironmentFor(c), soak: false, ct).ConfigureAwait(false);
     }
 
     // ---------------------------------------------------------------- Rollback / Failure
@@ -246,7 +252,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             if (target is not null)
             {
                 var same = _store.ReadComposition(app, target);
-                await Gate.WaitAsync(_runner.Resolve(same.Orchestrator), app, SubModuleRunner.EnvironmentFor(same), soak: false, ct).ConfigureAwait(false);
+                await GateFor(same).WaitAsync(_runner.Resolve(same.Orchestrator), app, SubModuleRunner.EnvironmentFor(same), soak: false, ct).ConfigureAwait(false);
             }
 
             return state;
@@ -267,7 +273,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             : new SubModuleCall.Rollback(app, _store.ManifestsOf(app, target), _store.ManifestsOf(app, running));
         await _runner.RequireAsync(exe, call, env, $"{step} ({call.Name})", $"application {app} ({good.ArtifactName})", ct).ConfigureAwait(false);
         state = Transition(state with { Running = target }, "restored", target);
-        await Gate.WaitAsync(exe, app, env, soak: false, ct).ConfigureAwait(false);
+        await GateFor(good).WaitAsync(exe, app, env, soak: false, ct).ConfigureAwait(false);
         return state;
     }
 
@@ -338,7 +344,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         Transition(state, "restored", target);
         if (waitHealthy)
         {
-            await Gate.WaitAsync(exe, app, env, soak: false, ct).ConfigureAwait(false);
+            await GateFor(c).WaitAsync(exe, app, env, soak: false, ct).ConfigureAwait(false);
         }
     }
 

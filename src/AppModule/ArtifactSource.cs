@@ -37,6 +37,8 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta, AppConfi
 
     public Origin Origin => Origin.Mender;
 
+    public HealthOverrides? Health => meta.HealthTimeoutSeconds is null && meta.SoakSeconds is null ? null : new(meta.HealthTimeoutSeconds, meta.SoakSeconds);
+
     public string WorkDir => tree.TmpDir;
 
     private string ImagesPath => tree.ImagesArchive();

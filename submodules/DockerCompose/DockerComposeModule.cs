@@ -13,6 +13,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     // for EXPORT_MANIFEST, STOP/START without a directory, PURGE) and the record "services" (ServiceDefinition.ToRecord).
     private const string ManifestsSnapshot = "manifests";
     private const string ServicesRecord = "services";
+    private const string StartedRecord = "started";
     private readonly ManifestStore _state = new(settings.StateDir);
     private ComposeCli? _compose;
 
@@ -206,7 +207,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         Log.Info($"rolling out {call.Application} from {call.ManifestsDirectory} with {compose.Display} {compose.Version}");
         await compose.UpAsync(project, call.ManifestsDirectory, noRecreate: false, ct).ConfigureAwait(false);
         SaveState(project, call.ManifestsDirectory, services);
-        await new HealthGate(engine, settings).WaitAsync(project, services, ct).ConfigureAwait(false);
+        SaveStarted(project, await new HealthGate(engine, settings).WaitAsync(project, services, ct).ConfigureAwait(false));
         Log.Info($"{call.Application} is up: {string.Join(", ", services.Select(s => s.Name))}");
     }
 
@@ -356,7 +357,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
             SaveState(project, dir, services);
         }
 
-        await new HealthGate(engine, settings).WaitAsync(project, services, ct).ConfigureAwait(false);
+        SaveStarted(project, await new HealthGate(engine, settings).WaitAsync(project, services, ct).ConfigureAwait(false));
         Log.Info($"started {call.Application}");
     }
 
@@ -391,6 +392,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     public async Task HealthyAsync(SubModuleCall.Healthy call, CancellationToken ct)
     {
         var (project, containers, expected) = await ObserveAsync(call.Application, ct).ConfigureAwait(false);
+        var started = Started(project);
         foreach (var s in expected)
         {
             var mine = containers.Where(c => c.Service == s.Name).ToList();
@@ -405,6 +407,11 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
                 {
                     throw new SubModuleFailure($"{call.Application} is not healthy: service {s.Name} container {c.Name} is {c.Status}{(c.Health is null ? string.Empty : ", " + c.Health)}");
                 }
+
+                if (HealthGate.Restarted(c, started) is { } restarted)
+                {
+                    throw new SubModuleFailure($"{call.Application} is not healthy: service {s.Name} container {c.Name} {restarted}");
+                }
             }
         }
 
@@ -412,6 +419,24 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     }
 
     /// <summary>Keeps a copy of <paramref name="source"/> (unless it is the kept copy) and the resolved services as the project's current state.</summary>
+    /// <summary>Records the containers as a ROLLOUT or START left them running (record <c>started</c>: "id restart-count started-at" lines, HEALTHY's baseline).</summary>
+    private void SaveStarted(string project, IReadOnlyList<ContainerInfo> containers) =>
+        _state.WriteRecord(project, StartedRecord, containers.Select(c =>
+            $"{c.Id} {c.RestartCount.ToString(System.Globalization.CultureInfo.InvariantCulture)} {c.StartedAt?.UtcDateTime.ToString("O", System.Globalization.CultureInfo.InvariantCulture) ?? "-"}"));
+
+    /// <summary>The containers as the last ROLLOUT/START left them, by ID; empty when none was recorded.</summary>
+    private Dictionary<string, ContainerStart> Started(string project)
+    {
+        var result = new Dictionary<string, ContainerStart>(StringComparer.Ordinal);
+        foreach (var p in (_state.ReadRecord(project, StartedRecord) ?? []).Select(l => l.Split(' ')).Where(p => p.Length == 3))
+        {
+            var started = DateTimeOffset.TryParse(p[2], System.Globalization.CultureInfo.InvariantCulture, System.Globalization.DateTimeStyles.AssumeUniversal, out var t) ? t : (DateTimeOffset?)null;
+            result[p[0]] = new ContainerStart(p[0], long.TryParse(p[1], System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : 0, started);
+        }
+
+        return result;
+    }
+
     private void SaveState(string project, string source, IReadOnlyList<ServiceDefinition> services)
     {
         if (!SamePath(source, _state.Snapshot(project, ManifestsSnapshot)))

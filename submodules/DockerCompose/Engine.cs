@@ -24,6 +24,9 @@ public sealed record ContainerInfo(
     DateTimeOffset? StartedAt,
     string? RestartPolicy);
 
+/// <summary>A container as a rollout left it: what HEALTHY compares restarts with.</summary>
+public sealed record ContainerStart(string Id, long RestartCount, DateTimeOffset? StartedAt);
+
 /// <summary>The engine refused an operation because something still uses the object.</summary>
 public sealed class EngineConflictException(string message) : SubModuleFailure(message);
 

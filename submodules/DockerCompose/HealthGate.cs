@@ -7,13 +7,15 @@ namespace DockerCompose;
 /// Waits until every service of a project is up: each expected container runs and is healthy, or runs
 /// without a healthcheck and has not restarted for the soak period. An exited, dead, restarting or
 /// unhealthy container fails at once, naming the service, its state and the tail of its log. Works the
-/// same for Compose v1 (which has no <c>--wait</c>) and v2.
+/// same for Compose v1 (which has no <c>--wait</c>) and v2. What it saw last is the baseline HEALTHY
+/// holds the containers to (<see cref="Restarted"/>): a container that restarts after the rollout is unhealthy.
 /// </summary>
 public sealed class HealthGate(IEngine engine, Settings settings)
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(400);
 
-    public async Task WaitAsync(string project, IReadOnlyList<ServiceDefinition> services, CancellationToken ct)
+    /// <summary>Waits until every service is up; returns the containers as they were then (the health baseline).</summary>
+    public async Task<IReadOnlyList<ContainerInfo>> WaitAsync(string project, IReadOnlyList<ServiceDefinition> services, CancellationToken ct)
     {
         var began = DateTimeOffset.UtcNow;
         var deadline = began + settings.RolloutTimeout;
@@ -58,7 +60,7 @@ public sealed class HealthGate(IEngine engine, Settings settings)
 
             if (pending.Count == 0)
             {
-                return;
+                return containers;
             }
 
             if (DateTimeOffset.UtcNow >= deadline)
@@ -94,6 +96,30 @@ public sealed class HealthGate(IEngine engine, Settings settings)
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// How <paramref name="c"/> restarted since the rollout that recorded <paramref name="baseline"/>, or null:
+    /// its restart count grew (the restart policy started it again) or it started later than then (restarted by
+    /// hand, `docker restart` does not count); a container the rollout did not see counts when it restarted at all.
+    /// </summary>
+    public static string? Restarted(ContainerInfo c, IReadOnlyDictionary<string, ContainerStart> baseline)
+    {
+        ArgumentNullException.ThrowIfNull(c);
+        ArgumentNullException.ThrowIfNull(baseline);
+        if (!baseline.TryGetValue(c.Id, out var then))
+        {
+            return c.RestartCount > 0 ? $"restarted {c.RestartCount} time(s) (a container the rollout did not start; last exit code {c.ExitCode})" : null;
+        }
+
+        if (c.RestartCount > then.RestartCount)
+        {
+            return $"restarted {c.RestartCount - then.RestartCount} time(s) since the rollout (restart count {c.RestartCount}, last exit code {c.ExitCode})";
+        }
+
+        return c.StartedAt is { } now && then.StartedAt is { } was && now > was
+            ? $"was started again at {now:u} since the rollout (it had started at {was:u})"
+            : null;
     }
 
     private string? Pending(ContainerInfo c, DateTimeOffset now)

@@ -54,6 +54,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
     private const string CurrentSnapshot = "current";
     private const string PreviousSnapshot = "previous";
     private const string TypesRecord = "types";
+    private const string RestartsRecord = "restarts";
     private readonly ManifestStore _state;
     private KubeApi? _api;
 
@@ -256,7 +257,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
 
         // 5. Wait for the workloads to roll out.
         var workloads = plan.Where(p => Workloads.IsWorkload(p.Type.ApiVersion, p.Type.Kind)).Select(p => (p.Type, p.Namespace, p.Name)).ToList();
-        await WaitRolledOutAsync(workloads, ct).ConfigureAwait(false);
+        RecordRestarts(app, await WaitRolledOutAsync(workloads, ct).ConfigureAwait(false));
         Log.Info($"{app} is rolled out ({workloads.Count} workloads ready)");
     }
 
@@ -489,11 +490,32 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
     private static bool IsControlled(JsonObject live) =>
         live["metadata"]?["ownerReferences"] is JsonArray owners && owners.Any(o => o?["controller"]?.GetValue<bool>() == true);
 
-    private async Task WaitRolledOutAsync(IReadOnlyList<(ResourceType Type, string? Namespace, string Name)> workloads, CancellationToken ct)
+    /// <summary>Records the restart counts a ROLLOUT or START left (record <c>restarts</c>: "pod-uid/container count" lines, HEALTHY's baseline).</summary>
+    private void RecordRestarts(string app, IReadOnlyDictionary<string, long> counts) =>
+        _state.WriteRecord(app, RestartsRecord, counts.Select(c => $"{c.Key} {c.Value.ToString(System.Globalization.CultureInfo.InvariantCulture)}"));
+
+    /// <summary>The restart counts the last ROLLOUT/START left; empty when none were recorded.</summary>
+    private Dictionary<string, long> Restarts(string app)
     {
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var p in (_state.ReadRecord(app, RestartsRecord) ?? []).Select(l => l.Split(' ')).Where(p => p.Length == 2))
+        {
+            counts[p[0]] = long.TryParse(p[1], System.Globalization.CultureInfo.InvariantCulture, out var n) ? n : 0;
+        }
+
+        return counts;
+    }
+
+    /// <summary>
+    /// Waits until every workload rolled out; a container that restarts meanwhile fails it at once (its restart
+    /// count above what the first look saw). Returns the restart counts at the end: HEALTHY's baseline.
+    /// </summary>
+    private async Task<IReadOnlyDictionary<string, long>> WaitRolledOutAsync(IReadOnlyList<(ResourceType Type, string? Namespace, string Name)> workloads, CancellationToken ct)
+    {
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
         if (workloads.Count == 0)
         {
-            return;
+            return counts;
         }
 
         var clock = Stopwatch.StartNew();
@@ -519,6 +541,17 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
                     throw new SubModuleFailure($"{what} failed to roll out: {state.Reason}");
                 }
 
+                var pods = await PodsOfAsync(live, ct).ConfigureAwait(false);
+                if (Pods.RestartedSince(pods, counts, onlyKnown: true) is { Count: > 0 } restarted)
+                {
+                    throw new SubModuleFailure($"{what} failed to roll out: {string.Join("; ", restarted.Take(4))}");
+                }
+
+                foreach (var (key, count) in Pods.RestartCounts(pods))
+                {
+                    counts.TryAdd(key, count);
+                }
+
                 if (!state.RolledOut)
                 {
                     notReady.Add($"{what}: {(final ? await WithPodProblemsAsync(live, state.Reason, ct).ConfigureAwait(false) : state.Reason)}");
@@ -532,7 +565,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
 
             if (notReady.Count == 0)
             {
-                return;
+                return counts;
             }
 
             if (final)
@@ -664,7 +697,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
             await ResumeAsync(type, live, false, ct).ConfigureAwait(false);
         }
 
-        await WaitRolledOutAsync(workloads.Select(w => (w.Type, NamespaceOf(w.Live), NameOf(w.Live))).ToList(), ct).ConfigureAwait(false);
+        RecordRestarts(call.Application, await WaitRolledOutAsync(workloads.Select(w => (w.Type, NamespaceOf(w.Live), NameOf(w.Live))).ToList(), ct).ConfigureAwait(false));
         Log.Info($"{call.Application} is started");
     }
 
@@ -727,12 +760,17 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
         CheckApplication(call.Application);
         var workloads = await RequireWorkloadsAsync(call.Application, ct).ConfigureAwait(false);
         var unhealthy = new List<string>();
+        var baseline = Restarts(call.Application);
         foreach (var (_, live) in workloads)
         {
             var state = Workloads.Evaluate(live);
             if (!state.RolledOut)
             {
                 unhealthy.Add($"{Workloads.Describe(live)}: {await WithPodProblemsAsync(live, state.Reason, ct).ConfigureAwait(false)}");
+            }
+            else if (Pods.RestartedSince(await PodsOfAsync(live, ct).ConfigureAwait(false), baseline) is { Count: > 0 } restarted)
+            {
+                unhealthy.Add($"{Workloads.Describe(live)}: {string.Join("; ", restarted.Take(4))}");
             }
         }
 

@@ -89,6 +89,58 @@ public static class Pods
         return string.Join("; ", seen.Take(4));
     }
 
+    /// <summary>
+    /// Each container's restart count, by "pod-uid/container" (pod status <c>containerStatuses[].restartCount</c>:
+    /// "the number of times the container has been restarted", API reference, Pod v1, ContainerStatus).
+    /// </summary>
+    public static Dictionary<string, long> RestartCounts(IEnumerable<JsonObject> pods)
+    {
+        var counts = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var pod in pods)
+        {
+            var uid = pod["metadata"]?["uid"]?.GetValue<string>() ?? pod["metadata"]?["name"]?.GetValue<string>() ?? "?";
+            foreach (var c in (pod["status"]?["containerStatuses"] as JsonArray ?? []).OfType<JsonObject>())
+            {
+                counts[$"{uid}/{c["name"]?.GetValue<string>()}"] = c["restartCount"]?.GetValue<long>() ?? 0;
+            }
+        }
+
+        return counts;
+    }
+
+    /// <summary>
+    /// The containers that restarted since a rollout left them with <paramref name="baseline"/> (from
+    /// <see cref="RestartCounts"/>): a restart count above the baseline, or, for a container the rollout did not
+    /// see (a pod created since), any restart; each named with the pod, its count, its last exit code and, when
+    /// the kubelet is holding it back, CrashLoopBackOff. Empty when none did. With <paramref name="onlyKnown"/>,
+    /// containers not in the baseline are left out (a wait that records each container at first sight).
+    /// </summary>
+    public static List<string> RestartedSince(IEnumerable<JsonObject> pods, IReadOnlyDictionary<string, long> baseline, bool onlyKnown = false)
+    {
+        var restarted = new List<string>();
+        foreach (var pod in pods)
+        {
+            var uid = pod["metadata"]?["uid"]?.GetValue<string>() ?? pod["metadata"]?["name"]?.GetValue<string>() ?? "?";
+            var podName = pod["metadata"]?["name"]?.GetValue<string>();
+            foreach (var c in (pod["status"]?["containerStatuses"] as JsonArray ?? []).OfType<JsonObject>())
+            {
+                var name = c["name"]?.GetValue<string>();
+                var count = c["restartCount"]?.GetValue<long>() ?? 0;
+                var known = baseline.TryGetValue($"{uid}/{name}", out var then);
+                if (count <= then || (onlyKnown && !known))
+                {
+                    continue;
+                }
+
+                var lastExit = c["lastState"]?["terminated"]?["exitCode"];
+                var waiting = c["state"]?["waiting"]?["reason"]?.GetValue<string>();
+                restarted.Add($"pod {podName} container {name} restarted {count - then} time(s) since the rollout (restart count {count}{(lastExit is null ? string.Empty : $", last exit code {lastExit}")}{(waiting is null ? string.Empty : ", now " + waiting)})");
+            }
+        }
+
+        return restarted;
+    }
+
     private static void Add(List<string> seen, string problem)
     {
         if (!seen.Contains(problem))

@@ -65,7 +65,7 @@ public sealed class BothTriggersEndToEndTests
             SubModuleConfig = Path.Combine(rig.Client.EtcDir, "mender-app-docker-compose.conf"),
             DockerCli = DockerEngine.Cli,
             // the same engine config `app` reads under the Mender client: one store
-            Engine = new AppConfig { PersistentStore = rig.Mender.Store, SubModulesDir = rig.Mender.SubModules, HealthTimeout = TimeSpan.FromSeconds(60) },
+            Engine = new AppConfig { PersistentStore = rig.Mender.Store, SubModulesDir = rig.Mender.SubModules, HealthTimeout = TimeSpan.FromSeconds(60), Soak = TimeSpan.Zero },
         };
         var agent = new FleetAgent(cfg, bus);
         var run = agent.RunAsync(cts.Token);

@@ -6,14 +6,17 @@ namespace AppModule.Tests;
 /// </summary>
 public sealed class ComposeRig : IDisposable
 {
-    public ComposeRig(int healthTimeoutSeconds = 60)
+    /// <param name="soakSeconds">the `app` soak; null: the device default.</param>
+    /// <param name="composeCommand">the Compose CLI the sub-module uses; null: its discovery (v2, else v1).</param>
+    public ComposeRig(int healthTimeoutSeconds = 60, int? soakSeconds = 0, string? composeCommand = null)
     {
-        Mender = new MenderRig(healthTimeoutSeconds: healthTimeoutSeconds);
+        Mender = new MenderRig(healthTimeoutSeconds: healthTimeoutSeconds, soakSeconds: soakSeconds);
         Web = new WebApps(Mender.Artifacts);
         Mender.InstallSubModule("docker-compose", Repo.Binary("docker-compose"));
         var state = Path.Combine(Mender.Artifacts, "compose-state");
         Mender.Client.WriteEtc("mender-app-docker-compose.conf",
-            $"docker_command = \"/usr/bin/docker\"\nstate_dir = \"{state}\"\nrollout_timeout = 30\nsoak_seconds = 1\n");
+            $"docker_command = \"/usr/bin/docker\"\nstate_dir = \"{state}\"\nrollout_timeout = 30\nsoak_seconds = 1\n"
+            + (composeCommand is null ? string.Empty : $"docker_compose_command = \"{composeCommand}\"\n"));
     }
 
     public MenderRig Mender { get; }
@@ -84,6 +87,52 @@ public class ComposeEndToEndTests
         Assert.Equal("web-v1", rig.Client.ShowArtifact());
         Assert.DoesNotContain("_INCONSISTENT", rig.Client.ShowArtifact());
         Assert.Equal("web 1.0", WebApps.Answer(port));
+    }
+
+    /// <summary>
+    /// Runs busybox httpd for 3 s, then exits 1, under <c>restart: always</c>, without a healthcheck: each poll mostly sees it
+    /// running (docker restarts it within ~0.5 s), so only its restart count and start time give it away.
+    /// </summary>
+    private const string ExitsEvery3s = "    restart: always\n    command: [\"sh\", \"-c\", \"httpd -p 8080 -h /www; sleep 3; exit 1\"]\n";
+
+    [SkippableTheory]
+    [InlineData("/usr/bin/docker-compose")]
+    [InlineData("/usr/bin/docker compose")]
+    public void A_service_without_a_healthcheck_that_exits_every_3_s_under_a_restart_policy_fails_the_install_and_is_rolled_back(string composeCommand)
+    {
+        // The device's default soak (none set), and the sub-module's own wait short (soak_seconds = 1), so `app`'s HEALTHY must catch it.
+        var cli = composeCommand.Split(' ');
+        Requires.Component(cli.Length > 1 ? "Compose v2" : "Compose v1",
+            File.Exists(cli[0]) && Cmd.Run(cli[0], [.. cli[1..], "version"]).ExitCode == 0 ? null : $"{composeCommand} does not run here: `make deps` installs Compose v1 and the v2 plugin");
+        using var rig = new ComposeRig(healthTimeoutSeconds: 30, soakSeconds: null, composeCommand: composeCommand);
+        var app = Unique.Name("e2e");
+        var port = WebApps.FreePort();
+        var v1 = rig.Web.Image(app, "1.0");
+        Ok(rig.Install(rig.Web.Spec("web-v1", app, v1, port)));
+        Ok(rig.Client.Commit());
+        var v1Container = ComposeRig.Container(app);
+
+        var crashing = rig.Web.Image(app, "nohealth");
+        var spec = rig.Web.Spec("web-crashloop", app, crashing, port) with
+        {
+            Manifests = new Dictionary<string, string> { ["docker-compose.yml"] = WebApps.Compose(crashing, port, ExitsEvery3s) },
+        };
+        var failed = rig.Install(spec);
+        Assert.Equal(1, failed.ExitCode);
+        var log = failed.Stdout + failed.Stderr;
+        Assert.Contains("soak", log, StringComparison.Ordinal);
+        Assert.Matches("container \\S+ restarted [0-9]+ time\\(s\\) since the rollout", log);
+
+        // Rolled back: v1 runs again (a new container, v1's image, not restarting), the client and the store name v1.
+        Assert.Equal("web-v1", rig.Client.ShowArtifact());
+        Assert.Equal("web 1.0", WebApps.Answer(port));
+        var now = ComposeRig.Container(app);
+        Assert.NotEqual(v1Container, now);
+        Assert.Equal(v1.UrlNew, DockerEngine.DockerOk("inspect", "--format", "{{.Config.Image}}", now));
+        Assert.Equal("0", DockerEngine.DockerOk("inspect", "--format", "{{.RestartCount}}", now));
+        var status = rig.Mender.Status(app);
+        Assert.Contains("rolled-back", status, StringComparison.Ordinal);
+        Assert.Contains("web-v1", status, StringComparison.Ordinal);
     }
 
     [SkippableFact]

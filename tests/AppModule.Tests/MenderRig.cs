@@ -3,13 +3,14 @@ namespace AppModule.Tests;
 /// <summary>
 /// The real Mender client 3.4 (isolated in a mount namespace) with our `app` installed as the Update
 /// Module for payload type "app", configured through /etc/mender/mender-app.conf (the client's
-/// <see cref="MenderClient.EtcDir"/>) with a per-test store and sub-module directory.
+/// <see cref="MenderClient.EtcDir"/>) with a per-test store and sub-module directory. No soak unless a test asks
+/// for one (<c>soakSeconds</c>; null: the device default).
 /// </summary>
 public sealed class MenderRig : IDisposable
 {
     private readonly TempDir _root = new("app-mender");
 
-    public MenderRig(string extraConfig = "", int healthTimeoutSeconds = 5)
+    public MenderRig(string extraConfig = "", int healthTimeoutSeconds = 5, int? soakSeconds = 0)
     {
         MenderClient.Require();
         Client = new MenderClient();
@@ -18,7 +19,7 @@ public sealed class MenderRig : IDisposable
         FakeDir = _root.Dir("fake");
         Artifacts = _root.Dir("artifacts");
         Config = Client.WriteEtc("mender-app.conf",
-            $"persistent_store = \"{Store}\"\nsubmodules_dir = \"{SubModules}\"\nhealth_timeout_seconds = {healthTimeoutSeconds}\nhealth_poll_seconds = 1\n{extraConfig}");
+            $"persistent_store = \"{Store}\"\nsubmodules_dir = \"{SubModules}\"\nhealth_timeout_seconds = {healthTimeoutSeconds}\nhealth_poll_seconds = 1\n{(soakSeconds is { } soak ? $"soak_seconds = {soak}\n" : string.Empty)}{extraConfig}");
         Client.AddModule("app", Repo.Binary("app"));
         Client.Environment["FAKE_SUBMODULE_DIR"] = FakeDir;
         var fake = Path.Combine(SubModules, "fake");

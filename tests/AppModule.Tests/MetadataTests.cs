@@ -25,6 +25,10 @@ public class MetadataTests
             { M(images: "[\"sha256:xyz\"]"), "\"images[0]\" is \"sha256:xyz\"" },
             { M(extra: ",\"env\":{\"BAD-NAME\":\"x\"}"), "has the key \"BAD-NAME\"" },
             { M(extra: ",\"env\":{\"LD_PRELOAD\":7}"), "\"env.LD_PRELOAD\" must be a string" },
+            { M(extra: ",\"soak_seconds\":\"30\""), "\"soak_seconds\" must be a whole number of seconds from 0 to 86400, got the string \"30\"" },
+            { M(extra: ",\"soak_seconds\":-1"), "\"soak_seconds\" must be a whole number of seconds from 0 to 86400, got the number -1" },
+            { M(extra: ",\"health_timeout_seconds\":2.5"), "\"health_timeout_seconds\" must be a whole number of seconds from 1 to 86400, got the number 2.5" },
+            { M(extra: ",\"health_timeout_seconds\":0"), "\"health_timeout_seconds\" must be a whole number of seconds from 1 to 86400" },
         };
     }
 
@@ -53,6 +57,52 @@ public class MetadataTests
         Assert.Empty(rig.Calls());
         Assert.Equal(running, rig.Running(app));
         Assert.Contains("last-known-good: v1", rig.RunArgs("status", app).Stdout);
+    }
+
+    [Fact]
+    public void An_artifact_asking_for_more_soak_or_health_timeout_than_the_device_allows_is_refused_before_anything_changes()
+    {
+        using var rig = new ModuleRig("max_soak_seconds = 60\nmax_health_timeout_seconds = 30\n");
+        var app = Unique.Name("a");
+        var good = rig.Tree(rig.Spec("v1", app, "services:\n  web:\n    image: web:1.0\n", rig.Image("web:1.0")));
+        Assert.Equal(0, rig.Install(good).ExitCode);
+        Assert.Equal(0, rig.Commit(good).ExitCode);
+        var running = rig.Running(app);
+
+        foreach (var (extra, expected) in new[]
+        {
+            ("\"soak_seconds\":61", "meta-data field \"soak_seconds\" = 61 is above this device's limit max_soak_seconds = 60"),
+            ("\"health_timeout_seconds\":31", "meta-data field \"health_timeout_seconds\" = 31 is above this device's limit max_health_timeout_seconds = 30"),
+        })
+        {
+            rig.ClearCalls();
+            var bad = rig.Tree(rig.Spec("v2", app, "services:\n  web:\n    image: web:2.0\n", rig.Image("web:2.0")) with { ExtraMetaData = extra });
+            var r = rig.Install(bad);
+            Assert.Equal(1, r.ExitCode);
+            Assert.Contains(expected, r.Stderr, StringComparison.Ordinal);
+            Assert.Contains("raise the limit on the device", r.Stderr, StringComparison.Ordinal);
+            Assert.Equal(0, rig.Rollback(bad, failure: true).ExitCode);
+            Assert.Empty(rig.Calls());
+            Assert.Equal(running, rig.Running(app));
+        }
+
+        Assert.Contains("last-known-good: v1", rig.RunArgs("status", app).Stdout);
+    }
+
+    [Fact]
+    public void An_artifact_s_own_soak_within_the_device_limit_holds_its_install_to_that_soak_and_is_kept_with_the_version()
+    {
+        using var rig = new ModuleRig(); // the device's soak is 0 here
+        var app = Unique.Name("a");
+        var v1 = rig.Tree(rig.Spec("v1", app, "services:\n  web:\n    image: web:1.0\n", rig.Image("web:1.0")) with { ExtraMetaData = "\"soak_seconds\":3,\"health_timeout_seconds\":7" });
+        var r = rig.Install(v1);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.Contains("waiting up to 7 s for", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains($"soak: {app} must stay healthy for 3 s", r.Stderr, StringComparison.Ordinal);
+        Assert.True(rig.Calls().Count(c => c.StartsWith("HEALTHY", StringComparison.Ordinal)) >= 3, string.Join('\n', rig.Calls()));
+        var stored = Directory.GetFiles(Path.Combine(rig.Store, app), "composition.json", SearchOption.AllDirectories).Select(File.ReadAllText).Single();
+        Assert.Contains("\"soak_seconds\": 3", stored, StringComparison.Ordinal);
+        Assert.Contains("\"health_timeout_seconds\": 7", stored, StringComparison.Ordinal);
     }
 
     [Fact]

@@ -16,7 +16,7 @@ public sealed class ModuleRig : IDisposable
         FakeDir = _root.Dir("fake");
         Images = _root.Dir("images");
         Config = _root.Write("mender-app.conf",
-            $"persistent_store = \"{Store}\"\nsubmodules_dir = \"{SubModules}\"\nhealth_timeout_seconds = 3\nhealth_poll_seconds = 1\n{extraConfig}");
+            $"persistent_store = \"{Store}\"\nsubmodules_dir = \"{SubModules}\"\nhealth_timeout_seconds = 3\nhealth_poll_seconds = 1\n{(extraConfig.Contains("soak_seconds", StringComparison.Ordinal) ? string.Empty : "soak_seconds = 0\n")}{extraConfig}");
         InstallSubModule("fake", FakeSubModuleExe);
     }
 

@@ -121,6 +121,7 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
                 SubModulesDir = Repo.BinDir,
                 HealthTimeout = TimeSpan.FromSeconds(30),
                 HealthPoll = TimeSpan.FromSeconds(1),
+                Soak = TimeSpan.Zero,
             },
         };
     }

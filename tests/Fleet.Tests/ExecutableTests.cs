@@ -51,7 +51,7 @@ public sealed class ExecutableTests(Deferred<AgentFixture> deferred) : IClassFix
         var compose = Path.Combine(dir, "docker-compose.yml");
         File.WriteAllText(compose, $"# ops notes\nservices:\n  web:\n    image: {fx.Repo}:1.0  # current\n");
         var subConf = tmp.Write("dc.conf", $"state_dir = \"{tmp.Path}/state\"\ndocker_command = \"/usr/bin/docker\"\nrollout_timeout = 60\n");
-        var appConf = tmp.Write("mender-app.conf", $"persistent_store = \"{tmp.Path}/store\"\nsubmodules_dir = \"{Repo.BinDir}\"\nhealth_timeout_seconds = 60\n");
+        var appConf = tmp.Write("mender-app.conf", $"persistent_store = \"{tmp.Path}/store\"\nsubmodules_dir = \"{Repo.BinDir}\"\nhealth_timeout_seconds = 60\nsoak_seconds = 0\n");
         var agentConf = tmp.Write("agent.toml", $"""
             [redis]
             host = "127.0.0.1"

@@ -37,7 +37,7 @@ public sealed class DeviceRig : IDisposable
         App = Unique.Name("hard");
         Port = FreePort();
         Client.WriteEtc("mender-app.conf",
-            $"persistent_store = \"{Store}\"\nsubmodules_dir = \"{SubModules}\"\nhealth_timeout_seconds = 60\nhealth_poll_seconds = 1\nsubmodule_timeout_seconds = 600\n{appConfig}\n");
+            $"persistent_store = \"{Store}\"\nsubmodules_dir = \"{SubModules}\"\nhealth_timeout_seconds = 60\nhealth_poll_seconds = 1\nsoak_seconds = 0\nsubmodule_timeout_seconds = 600\n{appConfig}\n");
         Client.WriteEtc("mender-app-docker-compose.conf",
             $"state_dir = \"{_root.Dir("compose-state")}\"\nsoak_seconds = 1\nrollout_timeout = 90\n{subModuleConfig}");
         RenameLog = _root.File("renames.log");

@@ -73,6 +73,71 @@ public sealed class FakeApiTests(KubeFixture fx) : IDisposable
         Assert.Empty(fx.Api.List("v1", "ConfigMap", _ns));
     }
 
+    /// <summary>
+    /// A container that exits after 1 s, as the kubelet reports it (API reference, Pod v1, ContainerStatus; "Pod
+    /// Lifecycle", Container restarts): Running and Ready with restartCount 0, then restarted at once (restartCount 1,
+    /// lastState.terminated exit code 1, reason Error), then held in CrashLoopBackOff for 10 s (not ready, the
+    /// Deployment not available) with the restart count unchanged.
+    /// </summary>
+    [Fact]
+    public async Task A_container_that_keeps_exiting_shows_restarts_and_CrashLoopBackOff_as_the_kubelet_reports_them()
+    {
+        const string image = "example.test/exits-after-1s:1";
+        fx.Api.ExitingImages[image] = TimeSpan.FromSeconds(1);
+        try
+        {
+            Assert.Equal(HttpStatusCode.Created, (await Send(HttpMethod.Post, "/api/v1/namespaces", "{\"apiVersion\":\"v1\",\"kind\":\"Namespace\",\"metadata\":{\"name\":\"" + _ns + "\"}}")).Code);
+            var deployment = "{\"apiVersion\":\"apps/v1\",\"kind\":\"Deployment\",\"metadata\":{\"name\":\"loop\"},\"spec\":{\"replicas\":1,\"selector\":{\"matchLabels\":{\"app\":\"loop\"}},"
+                + "\"template\":{\"metadata\":{\"labels\":{\"app\":\"loop\"}},\"spec\":{\"containers\":[{\"name\":\"main\",\"image\":\"" + image + "\"}]}}}}";
+            Assert.Equal(HttpStatusCode.Created, (await Send(HttpMethod.Post, $"/apis/apps/v1/namespaces/{_ns}/deployments", deployment)).Code);
+
+            async Task<JsonObject> Container()
+            {
+                var (_, list) = await Send(HttpMethod.Get, $"/api/v1/namespaces/{_ns}/pods?labelSelector=app%3Dloop");
+                return list["items"]![0]!["status"]!["containerStatuses"]![0]!.AsObject();
+            }
+
+            async Task<JsonObject> Until(Func<JsonObject, bool> condition, string what)
+            {
+                for (var i = 0; i < 300; i++)
+                {
+                    var c = await Container();
+                    if (condition(c))
+                    {
+                        return c;
+                    }
+
+                    await Task.Delay(50);
+                }
+
+                throw new Xunit.Sdk.XunitException($"the container never {what}: {await Container()}");
+            }
+
+            var first = await Container();
+            Assert.Equal(0, first["restartCount"]!.GetValue<long>());
+            Assert.NotNull(first["state"]!["running"]!["startedAt"]);
+            Assert.True(first["ready"]!.GetValue<bool>());
+
+            var restarted = await Until(c => c["restartCount"]!.GetValue<long>() == 1, "restarted");
+            Assert.NotNull(restarted["state"]!["running"]);
+            Assert.Equal(1, restarted["lastState"]!["terminated"]!["exitCode"]!.GetValue<int>());
+            Assert.Equal("Error", restarted["lastState"]!["terminated"]!["reason"]!.GetValue<string>());
+
+            var backOff = await Until(c => c["state"]!["waiting"] is not null, "backed off");
+            Assert.Equal("CrashLoopBackOff", backOff["state"]!["waiting"]!["reason"]!.GetValue<string>());
+            Assert.StartsWith("back-off 10s restarting failed container=main", backOff["state"]!["waiting"]!["message"]!.GetValue<string>(), StringComparison.Ordinal);
+            Assert.Equal(1, backOff["restartCount"]!.GetValue<long>());
+            Assert.False(backOff["ready"]!.GetValue<bool>());
+            var status = fx.Api.Get("apps/v1", "Deployment", _ns, "loop")!["status"]!;
+            Assert.Null(status["availableReplicas"]);
+            Assert.Equal(1, status["unavailableReplicas"]!.GetValue<long>());
+        }
+        finally
+        {
+            fx.Api.ExitingImages.Remove(image);
+        }
+    }
+
     public void Dispose()
     {
         fx.Api.DeleteNamespace(_ns);

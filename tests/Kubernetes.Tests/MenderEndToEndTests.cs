@@ -11,7 +11,8 @@ public sealed class MenderEndToEndTests(KubeFixture fx)
     {
         private readonly TempDir _root = new("k8s-e2e");
 
-        public Rig(KubeFixture fx, string app)
+        /// <param name="soakSeconds">`app`'s soak; null: the device default.</param>
+        public Rig(KubeFixture fx, string app, int? soakSeconds = 0)
         {
             MenderClient.Require();
             fx.Containerd.Require();
@@ -20,7 +21,7 @@ public sealed class MenderEndToEndTests(KubeFixture fx)
             var subModules = _root.Dir("submodules");
             File.CreateSymbolicLink(Path.Combine(subModules, "k8s"), Repo.Binary("k8s"));
             Client.AddModule("app", Repo.Binary("app"));
-            Client.WriteEtc("mender-app.conf", $"persistent_store = \"{store}\"\nsubmodules_dir = \"{subModules}\"\nhealth_timeout_seconds = 5\nhealth_poll_seconds = 1\n");
+            Client.WriteEtc("mender-app.conf", $"persistent_store = \"{store}\"\nsubmodules_dir = \"{subModules}\"\nhealth_timeout_seconds = 5\nhealth_poll_seconds = 1\n{(soakSeconds is { } soak ? $"soak_seconds = {soak}\n" : string.Empty)}");
 
             // The sub-module reads its default config path, /etc/mender/mender-app-k8s.conf, inside the client's namespace.
             Client.WriteEtc("mender-app-k8s.conf", $"""
@@ -122,6 +123,45 @@ public sealed class MenderEndToEndTests(KubeFixture fx)
         finally
         {
             fx.Api.CrashingImages.Remove("appmodule/web:exits");
+            fx.Api.DeleteNamespace(app);
+        }
+    }
+
+    [SkippableFact]
+    public void A_container_that_exits_every_3_s_fails_the_install_by_its_restart_count_and_is_rolled_back_through_the_mender_client()
+    {
+        var app = Unique.Name("e2e");
+        using var rig = new Rig(fx, app, soakSeconds: null); // the device's default soak
+        try
+        {
+            var v1 = rig.Install("k8s-app-v1", "appmodule/web:1.0", ImageArchives.Of("appmodule/web:1.0"));
+            Assert.True(v1.ExitCode == 0, v1.ToString());
+            Assert.True(rig.Client.Commit().ExitCode == 0);
+
+            // Its pods run and are Ready at first (ROLLOUT succeeds); 3 s later the container exits and the kubelet restarts it.
+            fx.Api.ExitingImages["appmodule/web:nohealth"] = TimeSpan.FromSeconds(3);
+            var loop = rig.Install("k8s-app-loop", "appmodule/web:nohealth", ImageArchives.Of("appmodule/web:nohealth"));
+            Assert.NotEqual(0, loop.ExitCode);
+            var log = loop.Stdout + loop.Stderr;
+            Assert.True(log.Contains("restarted", StringComparison.Ordinal), log);
+            Assert.Matches("container web restarted [0-9]+ time\\(s\\) since the rollout \\(restart count [0-9]+, last exit code 1", log);
+
+            // Rolled back: v1's objects and pods again, none of them restarting; the client names v1.
+            Assert.Equal("k8s-app-v1", rig.Client.ShowArtifact());
+            Assert.Equal("appmodule/web:1.0", WebImage(app));
+            Assert.Equal("k8s-app-v1", fx.Api.Get("v1", "ConfigMap", app, "settings")!["data"]!["version"]!.GetValue<string>());
+            var pods = fx.Api.List("v1", "Pod", app);
+            Assert.Equal(2, pods.Count);
+            Assert.All(pods, p =>
+            {
+                var c = p["status"]!["containerStatuses"]![0]!;
+                Assert.Equal("appmodule/web:1.0", c["image"]!.GetValue<string>());
+                Assert.Equal(0, c["restartCount"]!.GetValue<long>());
+            });
+        }
+        finally
+        {
+            fx.Api.ExitingImages.Remove("appmodule/web:nohealth");
             fx.Api.DeleteNamespace(app);
         }
     }

@@ -11,7 +11,8 @@ namespace TestSupport;
 public sealed record AppImage(string UrlNew, string SavedPath, string Id, string? UrlCurrent = null, string? IdCurrent = null, bool DeepDelta = false);
 
 /// <summary>What an app artifact holds. <paramref name="MetaDataJson"/> replaces the generated meta-data (bad meta-data tests);
-/// <paramref name="PlainTar"/> writes images.tar and manifests.tar instead of the .tar.gz files.</summary>
+/// <paramref name="PlainTar"/> writes images.tar and manifests.tar instead of the .tar.gz files; <paramref name="ExtraMetaData"/>
+/// adds members to the generated meta-data (e.g. <c>"soak_seconds":30</c>).</summary>
 public sealed record AppArtifactSpec(
     string ArtifactName,
     string Application,
@@ -22,7 +23,8 @@ public sealed record AppArtifactSpec(
     IReadOnlyDictionary<string, string>? Env = null,
     string? MetaDataJson = null,
     string DeviceType = "test-device",
-    bool PlainTar = false);
+    bool PlainTar = false,
+    string? ExtraMetaData = null);
 
 /// <summary>
 /// Writes app artifacts for tests the way the reference generator lays them out (files/images.tar.gz
@@ -45,6 +47,11 @@ public static class AppArtifacts
         if (s.Env is { Count: > 0 })
         {
             sb.Append(",\"env\":{").Append(string.Join(',', s.Env.Select(kv => $"{J(kv.Key)}:{J(kv.Value)}"))).Append('}');
+        }
+
+        if (s.ExtraMetaData is { Length: > 0 } extra)
+        {
+            sb.Append(',').Append(extra);
         }
 
         return sb.Append('}').ToString();

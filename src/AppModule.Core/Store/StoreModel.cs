@@ -22,7 +22,17 @@ public sealed record Composition(
 {
     /// <summary>Which trigger installed it; null in compositions stored before origins were recorded (those came from Mender).</summary>
     public Origin? Origin { get; init; }
+
+    /// <summary>The application's own health timeout and soak (artifact meta-data), or null for the device's.</summary>
+    public HealthOverrides? Health { get; init; }
 }
+
+/// <summary>
+/// An application's own health settings, from its artifact's meta-data (<c>health_timeout_seconds</c>,
+/// <c>soak_seconds</c>); each null when the artifact leaves it to the device. The device's config caps them
+/// (<see cref="AppConfig.Refusal"/>).
+/// </summary>
+public sealed record HealthOverrides(int? HealthTimeoutSeconds, int? SoakSeconds);
 
 /// <summary>
 /// Where a stored version came from: <c>mender</c> (a deployment through the Mender client and <c>app</c>),

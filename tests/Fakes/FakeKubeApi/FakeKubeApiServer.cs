@@ -69,6 +69,15 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
     /// <summary>Images whose containers exit at start, so their pods crash-loop (state waiting: CrashLoopBackOff).</summary>
     public HashSet<string> CrashingImages { get; } = new(StringComparer.Ordinal);
 
+    /// <summary>
+    /// Images whose containers run for the given time, then exit with code 1, restarted by the kubelet as a real
+    /// one does (<see cref="Kubelet"/>): a pod of such an image looks Running and Ready most of the time, and only
+    /// its restart count and last state show the loop.
+    /// </summary>
+    public Dictionary<string, TimeSpan> ExitingImages { get; } = new(StringComparer.Ordinal);
+
+    private readonly Dictionary<string, DateTime> _podStarted = new(StringComparer.Ordinal);
+
     /// <summary>Images whose containers run but never pass their readiness probe.</summary>
     public HashSet<string> UnreadyImages { get; } = new(StringComparer.Ordinal);
 
@@ -89,6 +98,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
     {
         lock (_gate)
         {
+            Kubelet();
             return _objects.TryGetValue((string.Empty, "persistentvolumeclaims", ns, claim), out var pvc)
                    && _volumeData.TryGetValue(pvc.Object["metadata"]!["uid"]!.GetValue<string>(), out var d) ? d : null;
         }
@@ -212,6 +222,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         var def = FindKindDef(apiVersion, kind) ?? throw new ArgumentException($"unknown kind {kind} {apiVersion}");
         lock (_gate)
         {
+            Kubelet();
             return _objects.Where(p => p.Key.Group == def.Group && p.Key.Resource == def.Resource && (ns is null || p.Key.Ns == ns))
                 .OrderBy(p => p.Key.Ns, StringComparer.Ordinal).ThenBy(p => p.Key.Name, StringComparer.Ordinal)
                 .Select(p => Copy(p.Value.Object)).ToList();
@@ -283,6 +294,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             {
                 try
                 {
+                    Kubelet();
                     result = Route(req.Method, path, req.Query, req.ContentType, req.Headers.Accept.ToString(), body, out watch);
                 }
                 catch (ApiError e)
@@ -1387,6 +1399,165 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
                 Condition("ContainersReady", readyCondition, allReady ? string.Empty : "ContainersNotReady", string.Empty)),
             ["containerStatuses"] = statuses,
         };
+    }
+
+    /// <summary>
+    /// The kubelet for containers of <see cref="ExitingImages"/>, brought up to now before every request: each
+    /// runs for its time, then terminates (exit code 1, reason Error) and is restarted, the first time at once, then
+    /// after a back-off of 10 s doubling up to 300 s, during which it waits with reason CrashLoopBackOff (Kubernetes
+    /// docs, "Pod Lifecycle", Container restarts: "exponential backoff delay (10s, 20s, 40s, …), that is capped at
+    /// 300 seconds"; the kubelet's back-off starts with the first restart). Its ContainerStatus follows the API
+    /// reference (Pod v1, ContainerStatus): <c>restartCount</c> counts the restarts, <c>state</c> is running (with
+    /// <c>startedAt</c>) or waiting, <c>lastState.terminated</c> holds the previous run's exit, <c>ready</c> and
+    /// <c>started</c> are true only while it runs; the pod's Ready condition and the owning workload's ready and
+    /// available counts follow (a container without readiness probe is ready while it runs).
+    /// </summary>
+    private void Kubelet()
+    {
+        if (ExitingImages.Count == 0)
+        {
+            return;
+        }
+
+        var now = DateTime.UtcNow;
+        var owners = new HashSet<string>(StringComparer.Ordinal);
+        foreach (var (key, pod) in _objects.Where(p => p.Key.Resource == "pods" && p.Key.Group.Length == 0).ToList())
+        {
+            var containers = (pod.Object["spec"]?["containers"] as JsonArray ?? []).OfType<JsonObject>().ToList();
+            if (!containers.Any(c => ExitingImages.ContainsKey(c["image"]?.GetValue<string>() ?? string.Empty)) || pod.Object["status"]?["containerStatuses"] is not JsonArray statuses)
+            {
+                continue;
+            }
+
+            var uid = pod.Object["metadata"]!["uid"]!.GetValue<string>();
+            if (!_podStarted.TryGetValue(uid, out var t0))
+            {
+                _podStarted[uid] = t0 = now;
+            }
+
+            var changed = false;
+            var allReady = true;
+            foreach (var st in statuses.OfType<JsonObject>())
+            {
+                if (!ExitingImages.TryGetValue(st["image"]?.GetValue<string>() ?? string.Empty, out var run))
+                {
+                    allReady &= st["ready"]?.GetValue<bool>() == true;
+                    continue;
+                }
+
+                var (runs, running, since, lastStart, lastEnd, backOff) = Timeline(t0, now, run);
+                var restarts = runs - 1;
+                allReady &= running;
+                if (Num(st["restartCount"], 0) == restarts && (st["state"]?["running"] is not null) == running)
+                {
+                    continue;
+                }
+
+                changed = true;
+                st["restartCount"] = restarts;
+                st["state"] = running
+                    ? new JsonObject { ["running"] = new JsonObject { ["startedAt"] = Stamp(since) } }
+                    : new JsonObject { ["waiting"] = new JsonObject { ["reason"] = "CrashLoopBackOff", ["message"] = $"back-off {backOff.TotalSeconds:0}s restarting failed container={st["name"]} pod={key.Name}_{key.Ns}({uid})" } };
+                st["ready"] = running;
+                st["started"] = running;
+                if (lastEnd is { } end)
+                {
+                    st["lastState"] = new JsonObject { ["terminated"] = new JsonObject { ["exitCode"] = 1, ["reason"] = "Error", ["startedAt"] = Stamp(lastStart!.Value), ["finishedAt"] = Stamp(end) } };
+                }
+            }
+
+            if (!changed)
+            {
+                continue;
+            }
+
+            var ready = allReady ? "True" : "False";
+            pod.Object["status"]!["conditions"] = new JsonArray(
+                Condition("Ready", ready, allReady ? string.Empty : "ContainersNotReady", allReady ? string.Empty : "containers with unready status"),
+                Condition("ContainersReady", ready, allReady ? string.Empty : "ContainersNotReady", string.Empty));
+            pod.Object["metadata"]!["resourceVersion"] = NextVersion();
+            if (OwnerUid(pod.Object) is { } owner)
+            {
+                owners.Add(owner);
+            }
+        }
+
+        foreach (var workload in _objects.Values.Where(s => s.Def.Kind is "Deployment" or "StatefulSet" or "DaemonSet" && owners.Contains(s.Object["metadata"]!["uid"]!.GetValue<string>())).ToList())
+        {
+            var uid = workload.Object["metadata"]!["uid"]!.GetValue<string>();
+            var ready = _objects.Values.Count(p => p.Def.Kind == "Pod" && OwnerUid(p.Object) == uid
+                && (p.Object["status"]?["conditions"] as JsonArray ?? []).OfType<JsonObject>().Any(c => c["type"]?.GetValue<string>() == "Ready" && c["status"]?.GetValue<string>() == "True"));
+            var status = workload.Object["status"] as JsonObject ?? [];
+            if (workload.Def.Kind == "DaemonSet")
+            {
+                var desired = Num(status["desiredNumberScheduled"], 0);
+                Count(status, "numberReady", ready);
+                Count(status, "numberAvailable", ready);
+                Count(status, "numberUnavailable", desired - ready);
+            }
+            else
+            {
+                var desired = Num(workload.Object["spec"]?["replicas"], 1);
+                Count(status, "readyReplicas", ready);
+                Count(status, "availableReplicas", ready);
+                if (workload.Def.Kind == "Deployment")
+                {
+                    Count(status, "unavailableReplicas", desired - ready);
+                    if (status["conditions"] is JsonArray { Count: > 0 } conditions)
+                    {
+                        conditions[0] = ready >= desired
+                            ? Condition("Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
+                            : Condition("Available", "False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.");
+                    }
+                }
+            }
+
+            workload.Object["status"] = status;
+            workload.Object["metadata"]!["resourceVersion"] = NextVersion();
+        }
+    }
+
+    /// <summary>
+    /// Where a container that runs <paramref name="run"/> each time is at <paramref name="now"/>: how many runs
+    /// began, whether it runs (since when) or waits, the previous run's start and end, the current back-off.
+    /// </summary>
+    private static (long Runs, bool Running, DateTime Since, DateTime? LastStart, DateTime? LastEnd, TimeSpan BackOff) Timeline(DateTime t0, DateTime now, TimeSpan run)
+    {
+        var start = t0;
+        DateTime? lastStart = null, lastEnd = null;
+        for (long k = 0; ; k++)
+        {
+            var end = start + run;
+            if (now < end)
+            {
+                return (k + 1, true, start, lastStart, lastEnd, TimeSpan.Zero);
+            }
+
+            var backOff = k == 0 ? TimeSpan.Zero : TimeSpan.FromSeconds(Math.Min(300, 10 * Math.Pow(2, k - 1)));
+            lastStart = start;
+            lastEnd = end;
+            if (now < end + backOff)
+            {
+                return (k + 1, false, end, lastStart, lastEnd, backOff);
+            }
+
+            start = end + backOff;
+        }
+    }
+
+    private static string Stamp(DateTime t) => t.ToString("yyyy-MM-ddTHH:mm:ssZ", CultureInfo.InvariantCulture);
+
+    /// <summary>A count in a status: the real API omits it when zero.</summary>
+    private static void Count(JsonObject o, string key, long value)
+    {
+        if (value != 0)
+        {
+            o[key] = value;
+        }
+        else
+        {
+            o.Remove(key);
+        }
     }
 
     /// <summary>A StatefulSet's controller creates &lt;template&gt;-&lt;set&gt;-&lt;ordinal&gt; claims and never deletes them.</summary>
