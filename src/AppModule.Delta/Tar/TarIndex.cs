@@ -107,7 +107,6 @@ internal static class TarIndex
                         continue;
                     }
                 case 'x':
-                case 'g':
                     {
                         if (size > 1024 * 1024)
                         {
@@ -115,19 +114,8 @@ internal static class TarIndex
                         }
                         var buf = new byte[size];
                         archive.ReadExactly(buf);
-                        if (type == 'x')
-                        {
-                            ParsePax(buf, ref paxPath, ref paxLink, ref paxSize);
-                        }
-                        else
-                        {
-                            headerStart = -1; // global header: not part of any member
-                        }
+                        ParsePax(buf, ref paxPath, ref paxLink, ref paxSize);
                         pos = next;
-                        if (type == 'g')
-                        {
-                            headerStart = -1;
-                        }
                         continue;
                     }
             }
