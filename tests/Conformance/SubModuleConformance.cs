@@ -1,3 +1,6 @@
+using System.Formats.Tar;
+using System.Security.Cryptography;
+using System.Text;
 using System.Text.Json;
 
 namespace Conformance;
@@ -136,6 +139,57 @@ public abstract class SubModuleConformance<TFixture> : IClassFixture<TFixture>
         Assert.False(Fixture.HasImage(archive.Url));
         CallOk("LOAD", app.Name, archive.Url, archive.File, archive.Url);
         Assert.Equal(archive.Id, Fixture.ImageId(archive.Url));
+    }
+
+    [SkippableFact]
+    public void Storage_names_the_data_root_its_free_space_and_the_id_and_layers_of_a_loaded_image()
+    {
+        RequireFeature(OrchestratorFeatures.Images);
+        using var app = NewApp("storage");
+        var archive = Fixture.ExportImage(app.Name, app.Root);
+        CallOk("LOAD", app.Name, archive.Url, archive.File, archive.Url);
+
+        using var doc = JsonDocument.Parse(CallOk("STORAGE").Stdout);
+        var s = doc.RootElement;
+        var root = s.GetProperty("data_root").GetString();
+        Assert.True(Directory.Exists(root), $"STORAGE names a data root that is not here: {root}");
+        Assert.True(s.GetProperty("free_bytes").GetInt64() > 0, s.ToString());
+        Assert.InRange(s.GetProperty("copies_per_layer").GetInt32(), 1, 2);
+        Assert.Contains(archive.Id, s.GetProperty("images").EnumerateArray().Select(i => i.GetString()));
+
+        // Every layer of the loaded image by chain ID (OCI image spec: the first diff ID, then sha256 of "<parent chain ID> <diff ID>").
+        var held = s.GetProperty("layers").EnumerateArray().Select(l => l.GetString()).ToHashSet();
+        var chain = string.Empty;
+        foreach (var diff in DiffIds(archive.File))
+        {
+            chain = chain.Length == 0 ? diff : "sha256:" + Convert.ToHexStringLower(SHA256.HashData(Encoding.ASCII.GetBytes($"{chain} {diff}")));
+            Assert.Contains(chain, held);
+        }
+
+        Assert.NotEmpty(chain);
+    }
+
+    /// <summary>The diff IDs of the (only) image in a saved archive: manifest.json names its config, whose rootfs.diff_ids lists them.</summary>
+    private static IReadOnlyList<string> DiffIds(string archive)
+    {
+        var files = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        using (var tar = new TarReader(File.OpenRead(archive)))
+        {
+            while (tar.GetNextEntry() is { } e)
+            {
+                if (e.DataStream is not null && e.Length < (1 << 20))
+                {
+                    using var ms = new MemoryStream();
+                    e.DataStream.CopyTo(ms);
+                    files[e.Name.TrimStart('.', '/')] = ms.ToArray();
+                }
+            }
+        }
+
+        using var manifest = JsonDocument.Parse(files["manifest.json"]);
+        var config = manifest.RootElement[0].GetProperty("Config").GetString()!;
+        using var doc = JsonDocument.Parse(files[config]);
+        return doc.RootElement.GetProperty("rootfs").GetProperty("diff_ids").EnumerateArray().Select(d => d.GetString()!).ToArray();
     }
 
     [SkippableFact]
