@@ -403,14 +403,17 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
 
             foreach (var c in mine)
             {
-                if (c.Status != "running" || c.Health is "unhealthy" or "starting")
-                {
-                    throw new SubModuleFailure($"{call.Application} is not healthy: service {s.Name} container {c.Name} is {c.Status}{(c.Health is null ? string.Empty : ", " + c.Health)}");
-                }
-
+                // A restart is named first: a container caught between two runs of its restart policy is
+                // "restarting" (the engine counts the restart as it enters that state), and its restart count
+                // says more than the state does.
                 if (HealthGate.Restarted(c, started) is { } restarted)
                 {
                     throw new SubModuleFailure($"{call.Application} is not healthy: service {s.Name} container {c.Name} {restarted}");
+                }
+
+                if (c.Status != "running" || c.Health is "unhealthy" or "starting")
+                {
+                    throw new SubModuleFailure($"{call.Application} is not healthy: service {s.Name} container {c.Name} is {c.Status}{(c.Health is null ? string.Empty : ", " + c.Health)}");
                 }
             }
         }

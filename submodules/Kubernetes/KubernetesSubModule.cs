@@ -763,14 +763,16 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
         var baseline = Restarts(call.Application);
         foreach (var (_, live) in workloads)
         {
+            // A restart since the rollout is named first: a container between two runs (back-off) also makes its
+            // workload not ready, and the restart count says more than that does.
             var state = Workloads.Evaluate(live);
-            if (!state.RolledOut)
-            {
-                unhealthy.Add($"{Workloads.Describe(live)}: {await WithPodProblemsAsync(live, state.Reason, ct).ConfigureAwait(false)}");
-            }
-            else if (Pods.RestartedSince(await PodsOfAsync(live, ct).ConfigureAwait(false), baseline) is { Count: > 0 } restarted)
+            if (Pods.RestartedSince(await PodsOfAsync(live, ct).ConfigureAwait(false), baseline) is { Count: > 0 } restarted)
             {
                 unhealthy.Add($"{Workloads.Describe(live)}: {string.Join("; ", restarted.Take(4))}");
+            }
+            else if (!state.RolledOut)
+            {
+                unhealthy.Add($"{Workloads.Describe(live)}: {await WithPodProblemsAsync(live, state.Reason, ct).ConfigureAwait(false)}");
             }
         }
 

@@ -90,15 +90,17 @@ public class ComposeEndToEndTests
     }
 
     /// <summary>
-    /// Runs busybox httpd for 3 s, then exits 1, under <c>restart: always</c>, without a healthcheck: each poll mostly sees it
-    /// running (docker restarts it within ~0.5 s), so only its restart count and start time give it away.
+    /// Runs busybox httpd for 6 s, then exits 1, under <c>restart: always</c>, without a healthcheck: each poll mostly sees it
+    /// running (docker restarts it within a second), so only its restart count and start time give it away. 6 s, not less:
+    /// the sub-module's own wait (soak 1 s) must see it up for a second before its first exit even when a loaded machine
+    /// (CI's 2 cores) is slow between `compose up` and the first poll; otherwise ROLLOUT, not HEALTHY, catches it.
     /// </summary>
-    private const string ExitsEvery3s = "    restart: always\n    command: [\"sh\", \"-c\", \"httpd -p 8080 -h /www; sleep 3; exit 1\"]\n";
+    private const string ExitsEvery6s = "    restart: always\n    command: [\"sh\", \"-c\", \"httpd -p 8080 -h /www; sleep 6; exit 1\"]\n";
 
     [SkippableTheory]
     [InlineData("/usr/bin/docker-compose")]
     [InlineData("/usr/bin/docker compose")]
-    public void A_service_without_a_healthcheck_that_exits_every_3_s_under_a_restart_policy_fails_the_install_and_is_rolled_back(string composeCommand)
+    public void A_service_without_a_healthcheck_that_exits_every_6_s_under_a_restart_policy_fails_the_install_and_is_rolled_back(string composeCommand)
     {
         // The device's default soak (none set), and the sub-module's own wait short (soak_seconds = 1), so `app`'s HEALTHY must catch it.
         var cli = composeCommand.Split(' ');
@@ -115,7 +117,7 @@ public class ComposeEndToEndTests
         var crashing = rig.Web.Image(app, "nohealth");
         var spec = rig.Web.Spec("web-crashloop", app, crashing, port) with
         {
-            Manifests = new Dictionary<string, string> { ["docker-compose.yml"] = WebApps.Compose(crashing, port, ExitsEvery3s) },
+            Manifests = new Dictionary<string, string> { ["docker-compose.yml"] = WebApps.Compose(crashing, port, ExitsEvery6s) },
         };
         var failed = rig.Install(spec);
         Assert.Equal(1, failed.ExitCode);
