@@ -2,6 +2,7 @@ using System.Collections;
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Text;
+using Fleet.Core.Agent;
 using Fleet.Core.Bus;
 using Fleet.Core.Config;
 using Fleet.Core.Registry;
@@ -149,6 +150,57 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         Assert.Equal("success", fx.Redis.Cli("HGET", f.Prefix + ":cmd:early", "status"));
         Assert.Equal("early:2.0:1", fx.Redis.Cli("HGET", f.Prefix + ":cmd:early", "key"));
         Assert.Equal("0", fx.Redis.Cli("XPENDING", f.Prefix + ":reports", "updaters").Split('\n')[0]);
+    }
+
+    [Fact]
+    public async Task A_fleet_agent_reports_on_the_stream_so_the_updater_sees_its_version_without_any_app_publishing_and_a_bridged_report_is_added_once()
+    {
+        await using var f = NewFleet();
+        await f.StartDevicesAsync([], "1.0", TimeSpan.Zero, TimeSpan.FromMinutes(10));
+        using var dir = new TempDir("fleet-agent-report");
+        var appDir = Directory.CreateDirectory(Path.Combine(dir.Path, "app")).FullName;
+        File.WriteAllText(Path.Combine(appDir, "docker-compose.yml"), $"services:\n  web:\n    image: \"{fx.Registry.Web}:1.0\"\n");
+        var app = new AgentApp("agentapp", appDir, null);
+        var cfg = new AgentConfig
+        {
+            Redis = new RedisOptions { Host = fx.Redis.Host, Port = fx.Redis.Port },
+            RpcName = f.Rpc("agentapp"),
+            Channel = f.Channel,
+            EventsChannel = "",
+            Apps = [app],
+            ReportInterval = TimeSpan.Zero,
+            StatePrefix = f.Prefix,
+            Engine = new AppModule.Core.AppConfig { PersistentStore = Path.Combine(dir.Path, "store") },
+        };
+        await using var agentBus = await RedisFleetBus.ConnectAsync(cfg.Redis, f.Token);
+        var agent = new FleetAgent(cfg, agentBus);
+        var stream = f.Prefix + ":reports";
+
+        // no updater runs: the PUBLISH reaches nobody, the stream keeps the report
+        await agent.PublishVersionAsync(app, f.Token);
+        Assert.Equal("1", fx.Redis.Cli("XLEN", stream));
+
+        var u = await StartUpdater(f, ["agentapp"], "1.0");
+        long UpToDate() => u.Updater.Metrics.Get("fleet_decisions_total", "decision=\"uptodate\"");
+        long Bridged() => u.Updater.Metrics.Get("fleet_reports_bridged_total", "result=\"added\"") + u.Updater.Metrics.Get("fleet_reports_bridged_total", "result=\"duplicate\"");
+        await WaitUntil(() => Observed(f, "agentapp") == "1.0", "the updater records the agent's version from the stream");
+        await WaitUntil(() => fx.Redis.Cli("PUBSUB", "NUMSUB", f.Channel).Split('\n').Last() == "1", "the updater bridges the channel");
+
+        // (the same payload within the dedupe window would be the same entry: the next report comes after it)
+        await WaitUntil(() => fx.Redis.Cli("KEYS", f.Prefix + ":dedupe:*").Trim() == "", "the dedupe window of the first report has passed");
+        var bridgedBefore = Bridged();
+
+        // an updater runs: the report arrives twice (PUBLISH bridged by the updater, and the agent's own add) and is one entry
+        await agent.PublishVersionAsync(app, f.Token);
+        await WaitUntil(() => Bridged() == bridgedBefore + 1, "the updater's bridge handled the published copy");
+        await WaitUntil(() => UpToDate() >= 2, "the second report is decided");
+        await StopAsync(u);
+
+        Assert.Equal("2", fx.Redis.Cli("XLEN", stream));
+        Assert.Equal(2, UpToDate());
+        Assert.Equal(2, u.Updater.Metrics.Get("fleet_reports_total"));
+        Assert.Equal(bridgedBefore + 1, Bridged());
+        Assert.Equal("0", fx.Redis.Cli("XPENDING", stream, "updaters").Split('\n')[0]);
     }
 
     [Fact]

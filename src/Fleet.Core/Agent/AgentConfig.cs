@@ -30,13 +30,20 @@ public sealed record AgentConfig
     /// <summary>The Docker CLI the agent pulls images with.</summary>
     public string DockerCli { get; init; } = "/usr/bin/docker";
     public WireStyle WireStyle { get; init; } = WireStyle.Ujson;
+    /// <summary>Also add each version report to the updaters' report stream (<c>&lt;state_prefix&gt;:reports</c>), so a
+    /// report made while no updater runs is not lost; pub/sub alone keeps nothing. The updaters' bridge and this add
+    /// are deduplicated (same payload within the bridge window): one stream entry per report.</summary>
+    public bool ReportStream { get; init; } = true;
+    /// <summary>The updaters' <c>state_prefix</c> (their Redis keys).</summary>
+    public string StatePrefix { get; init; } = "fleet";
 
     /// <summary>
     /// TOML file then environment:
     /// <code>
     /// [redis] host, port, db, user, password, tls, tls_ca_file, tls_server_name, channel, events_channel
     /// [agent] rpc_name, hmac_key_file, max_command_ttl_seconds, report_interval_seconds, submodule_config,
-    ///         app_config (the engine's config, default $MENDER_APP_CONFIG or /etc/mender/mender-app.conf), docker, wire_style
+    ///         app_config (the engine's config, default $MENDER_APP_CONFIG or /etc/mender/mender-app.conf), docker, wire_style,
+    ///         report_stream (default true), state_prefix (the updaters' one, default "fleet")
     /// [apps.NAME] directory, service
     /// </code>
     /// Environment: REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_USERNAME, REDIS_PASSWORD, FLEET_RPC_NAME, FLEET_HMAC_KEY,
@@ -95,6 +102,8 @@ public sealed record AgentConfig
             Engine = LoadEngine(Null(f.GetString("agent.app_config"))),
             DockerCli = f.GetString("agent.docker", "/usr/bin/docker"),
             WireStyle = f.GetString("agent.wire_style", "ujson") == "plain" ? WireStyle.Plain : WireStyle.Ujson,
+            ReportStream = f.GetBool("agent.report_stream", true),
+            StatePrefix = f.GetString("agent.state_prefix", "fleet"),
         };
     }
 

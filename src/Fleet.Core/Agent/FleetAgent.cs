@@ -5,6 +5,7 @@ using AppModule.Engine;
 using AppModule.Runtime;
 using Fleet.Core.Bus;
 using Fleet.Core.Security;
+using Fleet.Core.State;
 using Fleet.Core.Wire;
 
 namespace Fleet.Core.Agent;
@@ -25,6 +26,8 @@ public sealed class FleetAgent
     private readonly CommandVerifier? _verifier;
     private readonly ConcurrentDictionary<string, SemaphoreSlim> _locks = new();
     private readonly IdempotencyCache _done = new();
+    /// <summary>The updaters' report stream (null: reports go by pub/sub only).</summary>
+    private readonly FleetState? _reports;
     /// <summary>The command being served in this async flow (its events carry it).</summary>
     private readonly AsyncLocal<(string Command, string? Id)?> _command = new();
 
@@ -36,6 +39,7 @@ public sealed class FleetAgent
         _engine = new InstallEngine(cfg.Engine, env, (app, step, detail) => Event(app, step, detail));
         _puller = new ImagePuller(cfg.DockerCli);
         _verifier = cfg.HmacKey is null ? null : new CommandVerifier(cfg.HmacKey, cfg.RpcName, cfg.MaxCommandTtl);
+        _reports = cfg.ReportStream && bus is RedisFleetBus r ? new FleetState(r.Database, new FleetStateOptions { Prefix = cfg.StatePrefix }) : null;
     }
 
     public AppStore Store => _engine.Store;
@@ -117,18 +121,29 @@ public sealed class FleetAgent
         return ComposeFile.FindImage(File.ReadAllText(own), app.Service, own).Tag;
     }
 
-    /// <summary>Publishes the app's VersionMessage. Failures are logged, not thrown.</summary>
+    /// <summary>Reports the app's VersionMessage: PUBLISHed on the version channel (commlib peers listen there) and
+    /// added to the updaters' report stream (durable: read when an updater runs), with the same dedupe as the
+    /// updaters' bridge of the PUBLISH, so the report is one stream entry. Failures are logged, not thrown.</summary>
     public async Task PublishVersionAsync(AgentApp app, CancellationToken ct)
     {
+        byte[] payload;
         try
         {
             var version = CurrentVersion(app);
             if (version is null) return;
-            await _bus.PublishAsync(_cfg.Channel, WireCodec.EncodeVersion(new VersionMessage(app.Name, version, []), _cfg.WireStyle), ct);
+            payload = WireCodec.EncodeVersion(new VersionMessage(app.Name, version, []), _cfg.WireStyle);
+            await _bus.PublishAsync(_cfg.Channel, payload, ct);
         }
         catch (Exception e) when (e is ComposeFileException or IOException or StoreException)
         {
             Log.Warning($"cannot report the version of {app.Name}: {e.Message}");
+            return;
+        }
+        if (_reports is null) return;
+        try { await _reports.AddReportsAsync([payload], dedupe: true, ct); }
+        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            Log.Warning($"cannot add the version report of {app.Name} to {_reports.Options.Stream}: {e.Message}; it was published on {_cfg.Channel} and is sent again at the next report");
         }
     }
 

@@ -185,7 +185,13 @@ public sealed class FleetUpdater
 
         async Task AddAsync(List<byte[]> batch)
         {
-            try { await store.AddReportsAsync(batch, dedupe: store.Options.BridgeDedupe > TimeSpan.Zero, ct); }
+            try
+            {
+                var added = await store.AddReportsAsync(batch, dedupe: store.Options.BridgeDedupe > TimeSpan.Zero, ct);
+                const string help = "Reports received on the version channel and bridged onto the stream: added, or dropped as a duplicate (already added by another updater's bridge or by the device itself).";
+                Metrics.Add("fleet_reports_bridged_total", help, added, "result=\"added\"");
+                Metrics.Add("fleet_reports_bridged_total", help, batch.Count - added, "result=\"duplicate\"");
+            }
             catch (OperationCanceledException) { }
             catch (Exception e) when (e is RedisException or TimeoutException)
             {
