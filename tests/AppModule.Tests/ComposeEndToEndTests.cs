@@ -248,7 +248,7 @@ public class ComposeEndToEndTests
         // v2 as a whole-image VCDIFF against v1's saved tar (as `docker save` writes it on this engine).
         var v2 = rig.Web.Image(app, "2.0");
         var deltaFile = Path.Combine(rig.Web.Dir, "v2.vcdiff");
-        Cmd.Ok("xdelta3", "-e", "-f", "-s", v1.SavedPath, v2.SavedPath, deltaFile);
+        Cmd.Ok(Tool.Xdelta3, "-e", "-f", "-s", v1.SavedPath, v2.SavedPath, deltaFile);
         var gone = new AppImage(v2.UrlNew, deltaFile, v2.Id, UrlCurrent: $"{app}/web:gone", IdCurrent: v1.Id);
         var refused = rig.Install(rig.Web.Spec("web-v2-delta-nobase", app, gone, port));
         Assert.Equal(1, refused.ExitCode);

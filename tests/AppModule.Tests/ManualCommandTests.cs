@@ -76,7 +76,7 @@ public class ManualCommandTests
 
         // A payload type other than app is refused by the reader before anything else.
         var notApp = Path.Combine(rig.Root, "single-file.mender");
-        Cmd.Ok("mender-artifact", "write", "module-image", "-T", "single-file", "-n", "not-app", "-t", "test-device", "-f", v1, "-o", notApp, "--compression", "none");
+        Cmd.Ok(Tool.MenderArtifact, "write", "module-image", "-T", "single-file", "-n", "not-app", "-t", "test-device", "-f", v1, "-o", notApp, "--compression", "none");
         var refused = rig.RunArgs("simulate", notApp);
         Assert.Equal(4, refused.ExitCode);
         Assert.Contains("the artifact's payload type is \"single-file\"", refused.Stderr);

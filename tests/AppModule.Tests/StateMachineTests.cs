@@ -261,7 +261,7 @@ public class StateMachineTests
 
         var v2 = rig.Image("web:2.0", payload: new string('1', 4000) + "changed");
         var delta = Path.Combine(rig.Images, "v2.vcdiff");
-        Cmd.Ok("xdelta3", "-e", "-f", "-s", v1.SavedPath, v2.SavedPath, delta);
+        Cmd.Ok(Tool.Xdelta3, "-e", "-f", "-s", v1.SavedPath, v2.SavedPath, delta);
         var t2 = rig.Tree(rig.Spec("v2", app, Web("2.0"), new AppImage("web:2.0", delta, v2.Id, UrlCurrent: "web:1.0", IdCurrent: v1.Id)));
         rig.ClearCalls();
         var install = rig.Install(t2);

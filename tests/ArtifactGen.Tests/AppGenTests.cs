@@ -33,12 +33,12 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
         var args = new List<string> { "validate" };
         if (pubKey is not null) args.AddRange(["-k", pubKey]);
         args.Add(artifact);
-        var r = Tools.Run("mender-artifact", args);
+        var r = Tools.Run(Tool.MenderArtifact, args);
         Assert.True(r.ExitCode == 0, $"mender-artifact validate {artifact}: {r}");
         Assert.Contains("validated successfully", r.Stdout + r.Stderr);
     }
 
-    private static string Read(string artifact) => Tools.MustRun("mender-artifact", "read", artifact).Stdout;
+    private static string Read(string artifact) => Tools.MustRun(Tool.MenderArtifact, "read", artifact).Stdout;
 
     private void AssertNothingLeft(string output)
     {
@@ -132,7 +132,7 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
         Assert.Contains("Signature: signed", Read(output));
         // and without the key mender-artifact refuses it ("missing verifier" needs -k; unsigned check with -k is the inverse)
         var (_, otherPub) = Keys.Make(_dir, keyKind == "rsa" ? "ec" : "rsa", "other");
-        Assert.NotEqual(0, Tools.Run("mender-artifact", ["validate", "-k", otherPub, output]).ExitCode);
+        Assert.NotEqual(0, Tools.Run(Tool.MenderArtifact, ["validate", "-k", otherPub, output]).ExitCode);
         using var verifier = ArtifactVerifier.FromPem(File.ReadAllText(pub), pub);
         var c = await ArtifactReader.ReadFileAsync(output, new ArtifactReadOptions(verifier), null, CancellationToken.None);
         Assert.True(c.SignatureVerified);
@@ -290,7 +290,7 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
         try { images.Save(tagged, tar); }
         finally { Tools.Run(Tools.Docker, ["rmi", tagged]); }
         var oci = _dir["two-oci"];
-        Tools.MustRun("skopeo", ["copy", "--quiet", .. DockerEngine.SkopeoSource(images.Web), $"oci:{oci}:offline/two:1"]);
+        Tools.MustRun(Tool.Skopeo, ["copy", "--quiet", .. DockerEngine.SkopeoSource(images.Web), $"oci:{oci}:offline/two:1"]);
         var output = _dir["offline.mender"];
         var r = Tools.Run(Tools.AppGen, ["-n", "off-1", "-t", "d", "-a", "app", "-r", "docker-compose", "-p", "linux/amd64", "-m", _dir["m"], "-o", output,
             "--image-file", tar, "--image-file", oci], env: new Dictionary<string, string> { ["DOCKER_HOST"] = "unix:///nonexistent/docker.sock" });
@@ -389,7 +389,7 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
         Assert.Equal([0xD6, 0xC3, 0xC4, 0x00], File.ReadAllBytes(vcdiff)[..4]);
         // the reference generator's application header (file names), so reference devices see the same
         Assert.Contains("image-new.img//image-current.img/", System.Text.Encoding.Latin1.GetString(File.ReadAllBytes(vcdiff)[..200]));
-        Tools.MustRun("xdelta3", "-d", "-s", cur, vcdiff, _dir["decoded.tar"]);
+        Tools.MustRun(Tool.Xdelta3, "-d", "-s", cur, vcdiff, _dir["decoded.tar"]);
         Assert.Equal(Tools.Sha256File(nw), Tools.Sha256File(_dir["decoded.tar"]));
         Assert.True(new FileInfo(vcdiff).Length < new FileInfo(nw).Length / 2, "the delta should be much smaller than the image");
     }
@@ -441,7 +441,7 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
             var curSum = File.ReadAllText(Path.Combine(d, "layer.tar.current.sha256sum")).Trim();
             Assert.Equal(newSum, File.ReadAllText(Path.Combine(d, "layer.tar.new.sha256sum")).Trim());
             var outFile = Path.Combine(_dir.Path, layerDir + ".decoded");
-            Tools.MustRun("xdelta3", "-d", "-s", curLayers[curSum], Path.Combine(d, "layer.tar.vcdiff"), outFile);
+            Tools.MustRun(Tool.Xdelta3, "-d", "-s", curLayers[curSum], Path.Combine(d, "layer.tar.vcdiff"), outFile);
             Assert.Equal(newSum, Tools.Sha256File(outFile));
             decoded++;
         }
@@ -489,8 +489,8 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
         ComposeDir(images.V2);
         var oci1 = _dir["oci1"];
         var oci2 = _dir["oci2"];
-        Tools.MustRun("skopeo", ["copy", "--quiet", .. DockerEngine.SkopeoSource(images.V1), $"oci:{oci1}:oci/app:1"]);
-        Tools.MustRun("skopeo", ["copy", "--quiet", .. DockerEngine.SkopeoSource(images.V2), $"oci:{oci2}:oci/app:2"]);
+        Tools.MustRun(Tool.Skopeo, ["copy", "--quiet", .. DockerEngine.SkopeoSource(images.V1), $"oci:{oci1}:oci/app:1"]);
+        Tools.MustRun(Tool.Skopeo, ["copy", "--quiet", .. DockerEngine.SkopeoSource(images.V2), $"oci:{oci2}:oci/app:2"]);
         var output = _dir["oci.mender"];
         var r = Gen(output, "--image-file", oci1, "--image-file", oci2, "--image", "oci/app:1,oci/app:2", "--deep-delta", "--json");
         Assert.True(r.ExitCode == 0, r.ToString());
@@ -534,7 +534,7 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
             Assert.StartsWith("blobs/sha256/", source);
             var decoded = _dir[d + ".decoded"];
             // -D: the blobs are gzip'd; without it xdelta3 would gunzip the source before decoding
-            Tools.MustRun("xdelta3", "-d", "-D", "-s", Path.Combine(oci1, source), blob + ".vcdiff", decoded);
+            Tools.MustRun(Tool.Xdelta3, "-d", "-D", "-s", Path.Combine(oci1, source), blob + ".vcdiff", decoded);
             Assert.Equal(d, Tools.Sha256File(decoded));
         }
     }
@@ -579,14 +579,14 @@ public static class Keys
         if (File.Exists(priv)) return (priv, pub);
         if (kind == "rsa")
         {
-            Tools.MustRun("openssl", "genrsa", "-traditional", "-out", priv, "3072");
-            Tools.MustRun("openssl", "rsa", "-in", priv, "-pubout", "-out", pub);
+            Tools.MustRun(Tool.Openssl, "genrsa", "-traditional", "-out", priv, "3072");
+            Tools.MustRun(Tool.Openssl, "rsa", "-in", priv, "-pubout", "-out", pub);
             Assert.StartsWith("-----BEGIN RSA PRIVATE KEY-----", File.ReadAllText(priv));
         }
         else
         {
-            Tools.MustRun("openssl", "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", priv);
-            Tools.MustRun("openssl", "ec", "-in", priv, "-pubout", "-out", pub);
+            Tools.MustRun(Tool.Openssl, "ecparam", "-genkey", "-name", "prime256v1", "-noout", "-out", priv);
+            Tools.MustRun(Tool.Openssl, "ec", "-in", priv, "-pubout", "-out", pub);
             Assert.StartsWith("-----BEGIN EC PRIVATE KEY-----", File.ReadAllText(priv));
         }
         return (priv, pub);

@@ -67,7 +67,7 @@ public sealed class ClientTreeTests(ImagesFixture images) : IDisposable
         var f = _dir.Write("in/a.txt", "payload\n");
         var meta = _dir.Write("in/meta.json", "{\"version\":\"1.0\",\"application_name\":\"demo\",\"big\":12345678901234567890,\"small\":0.0000001,\"orchestrator\":\"docker-compose\",\"platform\":\"linux/amd64\",\"images\":[],\"env\":{\"Z\":\"<z>&\",\"A\":\"a\\nb\"}}");
         var artifact = _dir["m.mender"];
-        Tools.MustRun("mender-artifact", "write", "module-image", "-T", "app", "-t", "test-device", "-n", "tree-3", "-o", artifact, "-f", f,
+        Tools.MustRun(Tool.MenderArtifact, "write", "module-image", "-T", "app", "-t", "test-device", "-n", "tree-3", "-o", artifact, "-f", f,
             "--meta-data", meta, "--software-name", "demo", "--software-version", "1.2.3", "--compression", "lzma");
         await CompareWithClient(artifact, "test-device");
     }

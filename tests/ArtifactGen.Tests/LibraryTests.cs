@@ -148,7 +148,7 @@ public sealed class ArtifactRoundTripTests : IDisposable
         var path = _dir["rt.mender"];
         var w = await ArtifactWriter.WriteFileAsync(Spec(c, ("a.txt", "alpha\n"), ("b.bin", new string('x', 100_000))), path, null, null, CancellationToken.None);
         Assert.Equal(new FileInfo(path).Length, w.Size);
-        var r = Tools.Run("mender-artifact", ["validate", path]);
+        var r = Tools.Run(Tool.MenderArtifact, ["validate", path]);
         Assert.True(r.ExitCode == 0, r.ToString());
         var got = new Dictionary<string, string>();
         var contents = await ArtifactReader.ReadFileAsync(path, new ArtifactReadOptions(), async (name, size, s, ct) =>
@@ -182,7 +182,7 @@ public sealed class ArtifactRoundTripTests : IDisposable
         Assert.Contains("\"data/0000/a.txt\" has sha256", e.Message);
         Assert.Contains("tampered", e.Message);
         // mender-artifact agrees
-        Assert.NotEqual(0, Tools.Run("mender-artifact", ["validate", path]).ExitCode);
+        Assert.NotEqual(0, Tools.Run(Tool.MenderArtifact, ["validate", path]).ExitCode);
     }
 
     [Fact]
@@ -218,7 +218,7 @@ public sealed class ArtifactRoundTripTests : IDisposable
         var meta = _dir.Write("in/meta.json", "{\"version\":\"1.0\",\"application_name\":\"demo\",\"big\":12345678901234567890,\"orchestrator\":\"docker-compose\",\"platform\":\"linux/amd64\",\"images\":[],\"env\":{\"Z\":\"<z>\",\"A\":\"a\"}}");
         var (priv, pub) = Keys.Make(_dir, "rsa");
         var path = _dir["m.mender"];
-        Tools.MustRun("mender-artifact", "write", "module-image", "-T", "app", "-t", "test-device", "-n", "app-1", "-o", path, "-f", a, "-f", b,
+        Tools.MustRun(Tool.MenderArtifact, "write", "module-image", "-T", "app", "-t", "test-device", "-n", "app-1", "-o", path, "-f", a, "-f", b,
             "--meta-data", meta, "--software-name", "demo", "--software-version", "1.2.3", "--compression", compression, "-k", priv, "-g", "grp-1");
         using var v = ArtifactVerifier.FromPem(File.ReadAllText(pub), pub);
         var tree = _dir["tree"];
@@ -247,7 +247,7 @@ public sealed class ArtifactRoundTripTests : IDisposable
     {
         var a = _dir.Write("in/a.txt", "x");
         var path = _dir["n.mender"];
-        Tools.MustRun("mender-artifact", "write", "module-image", "-T", "app", "-t", "d", "-n", "n-1", "-o", path, "-f", a);
+        Tools.MustRun(Tool.MenderArtifact, "write", "module-image", "-T", "app", "-t", "d", "-n", "n-1", "-o", path, "-f", a);
         var tree = _dir["tree"];
         var c = await FileApiTree.WriteAsync(path, tree, new DeviceState("i", "", "d"), new ArtifactReadOptions(), CancellationToken.None);
         Assert.Equal("null", File.ReadAllText(Path.Combine(tree, "header", "meta-data")));

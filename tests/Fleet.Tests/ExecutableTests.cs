@@ -85,7 +85,7 @@ public sealed class ExecutableTests(Deferred<AgentFixture> deferred) : IClassFix
         };
         // the app runs 1.0 before the agent starts (as a device would)
         DockerEngine.DockerOk("pull", $"{fx.Repo}:1.0");
-        Cmd.Run("/usr/bin/docker", ["compose", "--project-directory", dir, "-p", app, "up", "-d"]);
+        Cmd.Ok(Tool.DockerComposeV2, ["compose", "--project-directory", dir, "-p", app, "up", "-d"]);
         try
         {
             using var agent = Launch("fleet-agent", ["--config", agentConf], env);
@@ -116,7 +116,7 @@ public sealed class ExecutableTests(Deferred<AgentFixture> deferred) : IClassFix
         }
         finally
         {
-            Cmd.Run("/usr/bin/docker", ["compose", "--project-directory", dir, "-p", app, "down", "--remove-orphans"]);
+            Cmd.Run(Tool.DockerComposeV2, ["compose", "--project-directory", dir, "-p", app, "down", "--remove-orphans"]);
         }
     }
 

@@ -388,7 +388,7 @@ internal static class KillAtRename
     {
         var source = Path.Combine(AppContext.BaseDirectory, "native", "kill-at-rename.c");
         var output = Path.Combine(Path.GetTempPath(), $"kill-at-rename-{Environment.ProcessId}.so");
-        var r = Cmd.Run("gcc", ["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", output, source, "-ldl"]);
+        var r = Cmd.Run(Tool.Gcc, ["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", output, source, "-ldl"]);
         return r.ExitCode == 0 ? output : throw new InvalidOperationException("cannot compile the rename shim: " + r);
     });
 

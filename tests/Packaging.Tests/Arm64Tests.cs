@@ -30,7 +30,7 @@ public sealed class Arm64Tests : IClassFixture<Arm64Tests.Arm64Root>
         {
             var exe = Path.Combine(BinDir, binary);
             Assert.True(File.Exists(exe), $"{exe} missing: run `build/publish.sh linux-arm64` (make test does)");
-            return Cmd.Run("qemu-aarch64-static", new[] { "-L", Sysroot, exe }.Concat(args), env, cwd, TimeSpan.FromMinutes(3));
+            return Cmd.Run(Tool.QemuAarch64, new[] { "-L", Sysroot, exe }.Concat(args), env, cwd, TimeSpan.FromMinutes(3));
         }
     }
 
@@ -46,7 +46,7 @@ public sealed class Arm64Tests : IClassFixture<Arm64Tests.Arm64Root>
         Require();
         foreach (var b in new[] { "app", "docker-compose", "k8s", "app-gen", "fleet-updater", "fleet-agent" })
         {
-            Assert.StartsWith("ELF 64-bit LSB pie executable, ARM aarch64", Cmd.Ok("file", "-b", Path.Combine(_root.BinDir, b)), StringComparison.Ordinal);
+            Assert.StartsWith("ELF 64-bit LSB pie executable, ARM aarch64", Cmd.Ok(Tool.File, "-b", Path.Combine(_root.BinDir, b)), StringComparison.Ordinal);
         }
     }
 
@@ -76,7 +76,7 @@ public sealed class Arm64Tests : IClassFixture<Arm64Tests.Arm64Root>
             "--application-name", "web", "--orchestrator", "docker-compose", "--manifests-dir", dir.File("manifests"),
             "--image-file", image, "--image", "appmodule/web:1.0", "--output-path", output]);
         Assert.True(r.ExitCode == 0, r.ToString());
-        var validate = Cmd.Run("mender-artifact", "validate", output);
+        var validate = Cmd.Run(Tool.MenderArtifact, "validate", output);
         Assert.True(validate.ExitCode == 0, validate.ToString());
     }
 

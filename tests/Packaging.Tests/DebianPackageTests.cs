@@ -40,7 +40,7 @@ public sealed class DebianPackageTests : IClassFixture<DebianPackageTests.Packag
     [Fact]
     public void Lintian_reports_no_errors()
     {
-        var r = Cmd.Run("lintian", new[] { "--tag-display-limit", "0" }.Concat(_packages.Files), timeout: TimeSpan.FromMinutes(5));
+        var r = Cmd.Run(Tool.Lintian, new[] { "--tag-display-limit", "0" }.Concat(_packages.Files), timeout: TimeSpan.FromMinutes(5));
         var errors = r.Stdout.Split('\n').Where(l => l.StartsWith("E: ", StringComparison.Ordinal)).ToList();
         Assert.True(errors.Count == 0, string.Join('\n', errors));
     }

@@ -50,7 +50,7 @@ public class AotPublishTests
         var exe = Path.Combine(output, binary);
         Assert.True(File.Exists(exe), exe + " missing");
         Assert.False(File.Exists(Path.Combine(output, binary + ".dll")), "a managed assembly was published: not Native AOT");
-        var file = Cmd.Ok("file", "-b", exe);
+        var file = Cmd.Ok(Tool.File, "-b", exe);
         Assert.StartsWith("ELF 64-bit LSB pie executable, x86-64", file, StringComparison.Ordinal);
     }
 }

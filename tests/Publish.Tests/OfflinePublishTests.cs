@@ -34,6 +34,6 @@ public class OfflinePublishTests
             .Where(l => l.Contains("warning ", StringComparison.OrdinalIgnoreCase) && !l.Contains("NU1900", StringComparison.Ordinal))
             .ToList();
         Assert.True(otherWarnings.Count == 0, "warnings other than NU1900:\n" + string.Join('\n', otherWarnings));
-        Assert.StartsWith("ELF 64-bit LSB pie executable, x86-64", Cmd.Ok("file", "-b", Path.Combine(output, "app")), StringComparison.Ordinal);
+        Assert.StartsWith("ELF 64-bit LSB pie executable, x86-64", Cmd.Ok(Tool.File, "-b", Path.Combine(output, "app")), StringComparison.Ordinal);
     }
 }

@@ -15,7 +15,7 @@ public class MenderHarnessTests
         client.AddModule("logger", module);
         var payload = dir.Write("a.txt", "hello");
         var artifact = dir.File("a.mender");
-        Cmd.Ok("mender-artifact", "write", "module-image", "-T", "logger", "-n", "harness-1", "-t", "test-device", "-f", payload, "-o", artifact);
+        Cmd.Ok(Tool.MenderArtifact, "write", "module-image", "-T", "logger", "-n", "harness-1", "-t", "test-device", "-f", payload, "-o", artifact);
 
         var install = client.Install(artifact);
         Assert.True(install.ExitCode == 0, install.ToString());

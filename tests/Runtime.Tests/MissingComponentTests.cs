@@ -34,6 +34,31 @@ public sealed partial class MissingComponentTests
     }
 
     [Fact]
+    public void Without_mender_artifact_on_PATH_a_CI_run_fails_naming_it_where_the_test_would_have_run_it()
+    {
+        // The harness test finds the client, then writes its artifact through TestSupport/Tool.
+        var r = RunWithout("mender-artifact", MenderTest, ci: true);
+
+        Assert.True(r.ExitCode != 0, "the test run should fail: " + r);
+        Assert.Contains("MissingComponentException : missing component mender-artifact: `mender-artifact` is not on PATH: `apt-get install mender-artifact`", r.Stdout, StringComparison.Ordinal);
+        Assert.DoesNotContain("Win32Exception", r.Stdout, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void Tests_run_external_programs_through_Tool_not_by_bare_name()
+    {
+        // The programs TestSupport/Tool names: run by a bare name they fail as "file not found", not as a missing component.
+        var bare = new Regex(@"(Cmd|Tools)\.(Run|Ok|MustRun)\(""(/usr/bin/)?(mender-artifact|xdelta3|skopeo|openssl|file|lintian|gcc|qemu-aarch64-static)""");
+        var offenders = Directory.EnumerateFiles(Path.Combine(Repo.Root, "tests"), "*.cs", SearchOption.AllDirectories)
+            .Where(f => !f.Contains("/bin/", StringComparison.Ordinal) && !f.Contains("/obj/", StringComparison.Ordinal))
+            .Where(f => bare.IsMatch(File.ReadAllText(f)))
+            .Select(f => Path.GetRelativePath(Repo.Root, f))
+            .ToList();
+
+        Assert.True(offenders.Count == 0, "run these through TestSupport/Tool (e.g. Cmd.Ok(Tool.MenderArtifact, ...)): " + string.Join(", ", offenders));
+    }
+
+    [Fact]
     public void Requires_is_the_only_way_a_test_skips()
     {
         // Built from parts so that this file does not match itself.

@@ -114,7 +114,7 @@ public static class AppArtifacts
         var meta = Path.Combine(work, "meta.json");
         File.WriteAllText(meta, MetaData(s));
         var output = Path.Combine(dir, s.ArtifactName + ".mender");
-        Cmd.Ok("mender-artifact", "write", "module-image", "-T", "app", "-n", s.ArtifactName, "-t", s.DeviceType,
+        Cmd.Ok(Tool.MenderArtifact, "write", "module-image", "-T", "app", "-n", s.ArtifactName, "-t", s.DeviceType,
             "-f", images, "-f", manifests, "--meta-data", meta, "--software-name", s.Application, "--compression", "none", "-o", output);
         return output;
     }

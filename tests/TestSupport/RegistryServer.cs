@@ -72,7 +72,7 @@ public sealed class RegistryServer : IDisposable
         if (destCreds is not null) { args.Add("--dest-creds"); args.Add(destCreds); }
         args.AddRange(DockerEngine.SkopeoSource(engineImage));
         args.Add($"docker://{dest}");
-        Run(Requires.Program("skopeo", "skopeo", "`apt-get install skopeo` (build/deps.sh does it)"), args);
+        Run(Tool.Skopeo, args);
         return dest;
     }
 
