@@ -9,7 +9,7 @@ namespace AppModule;
 /// <summary>Dispatches the command line: a protocol state, or one of the manual-testing commands.</summary>
 public static class Cli
 {
-    public const string Usage = "usage: app <State> <tree> | app status [--json] [<application>] | app unpack <file.mender> <dir> | app simulate <file.mender> [--then commit|rollback] [--fail-at <State>]";
+    public const string Usage = "usage: app <State> <tree> | app status [--json] [<application>] | app unpack <file.mender> <dir> | app simulate <file.mender> [--then commit|rollback] [--fail-at <State>] | app plan <file.mender> [--json]";
 
     public static async Task<int> RunAsync(string[] args, TextWriter stdout, CancellationToken ct)
     {
@@ -32,6 +32,8 @@ public static class Cli
                 return ExitCodes.Success;
             case "simulate":
                 return await ManualCommands.SimulateAsync(args[1..], LoadConfig(), stdout, ct).ConfigureAwait(false);
+            case "plan":
+                return await PlanCommand.RunAsync(args[1..], LoadConfig(), stdout, ct).ConfigureAwait(false);
             case "--help" or "-h" or "help":
                 stdout.WriteLine(Usage);
                 return ExitCodes.Success;

@@ -13,11 +13,13 @@ using AppModule.Runtime;
 //   app unpack <file.mender> <dir>         writes the File API tree the client would hand over
 //   app simulate <file.mender> [--then commit|rollback] [--fail-at <State>]
 //                                          drives the client's state sequence without a client
+//   app plan <file.mender> [--json]        what installing it would do and whether its pre-checks pass; changes nothing
 //
 // Exit codes (the Mender client treats every non-zero value as a failure of the state):
-//   0    success; query states printed their answer on stdout
+//   0    success; query states printed their answer on stdout; `app plan`: every pre-check would pass
 //   1    a step failed (pre-check, LOAD, STOP, ROLLOUT, health check, commit, rollback): the
-//        message on stderr names the step, the image or service, and the sub-module's output
+//        message on stderr names the step, the image or service, and the sub-module's output;
+//        `app plan`: a pre-check would fail (the plan on stdout names it and why)
 //   2    usage: wrong command line
 //   3    configuration error (/etc/mender/mender-app.conf, or $MENDER_APP_CONFIG)
 //   4    the artifact is invalid (meta-data, payload layout); nothing on the device was changed

@@ -307,6 +307,14 @@ public sealed class DeviceRig : IDisposable
     public CmdResult Status() =>
         Cmd.Run(Repo.Binary("app"), ["status", App], new Dictionary<string, string?> { ["MENDER_APP_CONFIG"] = Path.Combine(Client.EtcDir, "mender-app.conf") });
 
+    /// <summary>`app plan --json` through the real binary with the device's configs (what an install of <paramref name="artifact"/> would need and do).</summary>
+    public CmdResult Plan(string artifact) =>
+        Cmd.Run(Repo.Binary("app"), ["plan", artifact, "--json"], new Dictionary<string, string?>
+        {
+            ["MENDER_APP_CONFIG"] = Path.Combine(Client.EtcDir, "mender-app.conf"),
+            ["MENDER_APP_DOCKER_COMPOSE_CONF"] = Path.Combine(Client.EtcDir, "mender-app-docker-compose.conf"),
+        }, timeout: TimeSpan.FromMinutes(5));
+
     /// <summary>The application's state.json as key → value (strings; null for JSON null).</summary>
     public StoreState State()
     {

@@ -43,7 +43,19 @@ public sealed partial class EngineDiskPreCheckTests(ITestOutputHelper output) : 
 
         var container = rig.WebContainer();
         var startedAt = StartedAt(rig, container);
-        var refused = rig.Client.Install(rig.ArtifactFor("v2-toobig", tooBigImage));
+        var tooBigArtifact = rig.ArtifactFor("v2-toobig", tooBigImage);
+        var fitsArtifact = rig.ArtifactFor("v2-fits", fitsImage);
+
+        // `app plan` first, on the same engine: it says which would be refused, and changes nothing.
+        var tooBigPlan = rig.Plan(tooBigArtifact);
+        output.WriteLine($"plan of the artifact that does not fit: {tooBigPlan}");
+        Assert.True(tooBigPlan.ExitCode == 1, $"the plan of an artifact that does not fit: {tooBigPlan}");
+        var fitsPlan = rig.Plan(fitsArtifact);
+        Assert.True(fitsPlan.ExitCode == 0, $"the plan of an artifact that fits: {fitsPlan}");
+        Assert.Equal(container, rig.WebContainer());
+        Assert.Null(rig.ImageId(tooBig));
+
+        var refused = rig.Client.Install(tooBigArtifact);
         var log = refused.Stdout + refused.Stderr;
         output.WriteLine($"install that does not fit: {refused}");
         Assert.NotEqual(0, refused.ExitCode);
@@ -59,6 +71,12 @@ public sealed partial class EngineDiskPreCheckTests(ITestOutputHelper output) : 
         Assert.Contains("1 new layer(s) of 24.0 MiB", log, StringComparison.Ordinal);
         Assert.Contains("engine_disk_margin_mib", log, StringComparison.Ordinal);
 
+        // The plan said so beforehand, with the install's numbers: the same bytes needed, the same new layers.
+        var (planNeeded, planNewLayers, planDetail) = EngineNeed(tooBigPlan);
+        Assert.Equal(needed, planNeeded);
+        Assert.Equal(1, planNewLayers);
+        Assert.Contains(planDetail[..planDetail.IndexOf(", but only", StringComparison.Ordinal)], log, StringComparison.Ordinal);
+
         // Refused at the pre-check: nothing was loaded or stopped; the same container runs since the same instant.
         Assert.Contains("pre-check failed", log, StringComparison.Ordinal);
         Assert.DoesNotContain("docker-compose LOAD", log, StringComparison.Ordinal);
@@ -71,10 +89,16 @@ public sealed partial class EngineDiskPreCheckTests(ITestOutputHelper output) : 
         Assert.Null(rig.ImageId(tooBig));
 
         // The same size, but its 24 MiB layer is in the engine already: it fits, installs and serves.
-        var install = rig.Client.Install(rig.ArtifactFor("v2-fits", fitsImage));
+        var install = rig.Client.Install(fitsArtifact);
         output.WriteLine($"install that fits: {install}");
         Assert.True(install.ExitCode == 0, $"the artifact whose layer is present: {install}\n{rig.Docker("system", "df").Stdout}");
-        Assert.Matches(@"engine disk: the images of v2-fits need [\d.]+ MiB \(\d+ bytes: 1 new layer\(s\) of 0\.0 MiB", install.Stdout + install.Stderr);
+        var passed = PassedRegex().Match(install.Stdout + install.Stderr);
+        Assert.True(passed.Success, $"the install does not log what its images need on the engine:\n{install}");
+        var (fitsNeeded, fitsNewLayers, _) = EngineNeed(fitsPlan);
+        Assert.Equal(long.Parse(passed.Groups["needed"].Value, CultureInfo.InvariantCulture), fitsNeeded);
+        Assert.Equal(1, fitsNewLayers);
+        Assert.Equal("1", passed.Groups["layers"].Value);
+        Assert.Equal("0.0", passed.Groups["mib"].Value);
         Assert.True(rig.Client.Commit().ExitCode == 0, "committing the artifact that fits");
         Assert.Equal("web 2.0", rig.Answer());
         rig.AssertSettled("v2-fits");
@@ -82,6 +106,18 @@ public sealed partial class EngineDiskPreCheckTests(ITestOutputHelper output) : 
 
     [GeneratedRegex(@"need (at least )?[\d.]+ MiB \((?<needed>\d+) bytes.*?only [\d.]+ MiB \((?<free>\d+) bytes\) are free", RegexOptions.Singleline)]
     private static partial Regex NeedsRegex();
+
+    [GeneratedRegex(@"engine disk: the images of v2-fits need [\d.]+ MiB \((?<needed>\d+) bytes: (?<layers>\d+) new layer\(s\) of (?<mib>[\d.]+) MiB")]
+    private static partial Regex PassedRegex();
+
+    /// <summary>From `app plan --json`: the bytes the engine disk needs, the new layers of all images, and the engine-disk detail.</summary>
+    private static (long Needed, int NewLayers, string Detail) EngineNeed(CmdResult plan)
+    {
+        using var doc = System.Text.Json.JsonDocument.Parse(plan.Stdout);
+        var disk = doc.RootElement.GetProperty("engine_disk");
+        var newLayers = doc.RootElement.GetProperty("images").EnumerateArray().Sum(i => i.GetProperty("new_layers").GetInt32());
+        return (disk.GetProperty("needed").GetInt64(), newLayers, disk.GetProperty("detail").GetString()!);
+    }
 
     private static string StartedAt(DeviceRig rig, string container)
     {
