@@ -294,6 +294,13 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         }
     }
 
+    /// <summary>Removes what an interrupted store write left (a composition directory never renamed into place, one half deleted), under the store's lock.</summary>
+    public void RemoveLeftovers(string app)
+    {
+        using var _ = Lock();
+        _store.RemoveLeftovers(app);
+    }
+
     // ---------------------------------------------------------------- Stop / Restart (fleet commands)
 
     /// <summary>Stops what runs of <paramref name="app"/> (STOP with its manifests); the store records that nothing runs. False when nothing ran.</summary>
@@ -382,6 +389,12 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             catch (StoreException e)
             {
                 Log.Warning(e.Message);
+                if (!Directory.Exists(Path.Combine(_store.ApplicationDir(app), id)))
+                {
+                    // Deleted by a cleanup killed before it recorded "collected": only the record is left to drop.
+                    state = Transition(state with { Garbage = state.Garbage.Where(g => g != id).ToArray() }, "collected", $"{id} (already deleted)");
+                }
+
                 continue;
             }
 

@@ -65,6 +65,19 @@ public sealed class ModuleRig : IDisposable
     public CmdResult Run(string state, string? tree = null) =>
         Cmd.Run(App, tree is null ? [state] : [state, tree], Environment, timeout: TimeSpan.FromMinutes(3));
 
+    /// <summary>One state with the rename shim preloaded (<see cref="KillAtRename"/>): killed just before rename <paramref name="killAt"/> (0: log only), every rename logged to <paramref name="log"/>.</summary>
+    public CmdResult RunKilledAtRename(string state, string tree, int killAt, string log)
+    {
+        File.WriteAllText(log, "");
+        var env = Environment;
+        foreach (var (k, v) in KillAtRename.Environment(killAt, log))
+        {
+            env[k] = v;
+        }
+
+        return Cmd.Run(App, [state, tree], env, timeout: TimeSpan.FromMinutes(3));
+    }
+
     public CmdResult RunArgs(params string[] args) => Cmd.Run(App, args, Environment, timeout: TimeSpan.FromMinutes(3));
 
     /// <summary>A synthetic image for the fake engine.</summary>

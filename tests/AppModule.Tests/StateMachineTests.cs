@@ -49,6 +49,74 @@ public class StateMachineTests
         Assert.Contains("pending:        -", status.Stdout);
     }
 
+    /// <summary>
+    /// A power cut in Cleanup after it deleted a demoted version (its images DELETEd, its directory gone) but before
+    /// state.json recorded "collected": the next Cleanup finds the record of a version that no longer exists and
+    /// drops it (it stayed "to collect" for ever). The same engine code collects for the fleet agent
+    /// (Hardening.Tests AgentStoreWriteFaultTests kills the agent at every rename of an update).
+    /// </summary>
+    [Fact]
+    public void A_Cleanup_killed_after_it_deleted_a_version_but_before_it_recorded_that_is_finished_by_the_next_Cleanup()
+    {
+        using var rig = new ModuleRig();
+        var log = Path.Combine(rig.Root, "renames.log");
+        int? killAt = null;
+
+        // Two applications through the same steps: the first Cleanup only counts its renames, the second is
+        // killed just before the rename after the one that removed version 1's directory.
+        foreach (var pass in new[] { "census", "killed" })
+        {
+            var app = Unique.Name("a");
+            var t1 = rig.Tree(rig.Spec("v1", app, Web(pass + "-1.0"), rig.Image($"web:{pass}-1.0")));
+            Assert.Equal(0, rig.Install(t1).ExitCode);
+            Assert.Equal(0, rig.Commit(t1).ExitCode);
+            var t2 = rig.Tree(rig.Spec("v2", app, Web(pass + "-2.0"), rig.Image($"web:{pass}-2.0")));
+            Assert.Equal(0, rig.Install(t2).ExitCode);
+            Assert.Equal(0, rig.Commit(t2).ExitCode);
+            var t3 = rig.Tree(rig.Spec("v3", app, Web(pass + "-3.0"), rig.Image($"web:{pass}-3.0")));
+            Assert.Equal(0, rig.Install(t3).ExitCode);
+            Assert.Equal(0, rig.Run("ArtifactCommit", t3).ExitCode); // demotes v1 (v2 stays as the rollback version)
+            var v1 = Path.Combine(rig.Store, app, "c-000001");
+            Assert.True(Directory.Exists(v1));
+
+            var cleanup = rig.RunKilledAtRename("Cleanup", t3, killAt ?? 0, log);
+            var renames = File.ReadAllLines(log);
+            if (killAt is null)
+            {
+                Assert.True(cleanup.ExitCode == 0, cleanup.ToString());
+                var removed = Array.FindIndex(renames, r => r.Contains($" {v1} -> ", StringComparison.Ordinal));
+                Assert.True(removed >= 0 && removed + 1 < renames.Length && renames[removed + 1].Contains("state.json", StringComparison.Ordinal),
+                    "Cleanup did not remove version 1's directory and then write state.json:\n" + string.Join('\n', renames));
+                killAt = removed + 2;
+                continue;
+            }
+
+            Assert.True(renames[^1].EndsWith(" KILLED", StringComparison.Ordinal) && renames.Length == killAt, string.Join('\n', renames) + "\n" + cleanup);
+            Assert.False(Directory.Exists(v1));
+            Assert.False(rig.HasImage($"web:{pass}-1.0"));
+            Assert.Equal(["c-000001"], ToCollect(rig, app).Collect);
+
+            var again = rig.Run("Cleanup", t3);
+            Assert.True(again.ExitCode == 0, again.ToString());
+            var (collect, journal) = ToCollect(rig, app);
+            Assert.Empty(collect);
+            Assert.Contains("collected c-000001 (already deleted)", journal);
+            Assert.True(rig.HasImage($"web:{pass}-2.0") && rig.HasImage($"web:{pass}-3.0"));
+            Assert.Contains("last-known-good: v3", rig.RunArgs("status", app).Stdout);
+        }
+    }
+
+    /// <summary>The versions left to collect and the journal's last entries ("event detail"), as `app status --json` reports them.</summary>
+    private static (string[] Collect, string[] Journal) ToCollect(ModuleRig rig, string app)
+    {
+        var r = rig.RunArgs("status", "--json", app);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using var doc = System.Text.Json.JsonDocument.Parse(r.Stdout);
+        var a = doc.RootElement.GetProperty("applications")[0];
+        return (a.GetProperty("to_collect").EnumerateArray().Select(e => e.GetString()!).ToArray(),
+            a.GetProperty("journal").EnumerateArray().Select(e => $"{e.GetProperty("event").GetString()} {e.GetProperty("detail").GetString()}").ToArray());
+    }
+
     [Fact]
     public void Rollback_of_a_pending_install_restores_the_last_known_good_and_cleanup_deletes_only_unused_images()
     {

@@ -111,7 +111,7 @@ public sealed class DeviceRig : IDisposable
 
     /// <summary>
     /// Arms a one-shot store-write fault: the next `app` call for <paramref name="state"/> runs with
-    /// tests/Hardening.Tests/native/kill-at-rename.c preloaded, which logs every rename of that
+    /// tests/TestSupport/native/kill-at-rename.c preloaded, which logs every rename of that
     /// process to <see cref="RenameLog"/> (emptied here) and SIGKILLs it just before rename number
     /// <paramref name="killAt"/> (0: log only). Every store transition is a rename, so this is a
     /// power cut between two store writes.
@@ -293,7 +293,8 @@ public sealed class DeviceRig : IDisposable
         var commit = Client.Commit();
         Assert.True(commit.ExitCode == 0, $"committing the next update after {fault}: {commit}");
         Assert.Equal(AnswerOf(followImage), Answer());
-        AssertSettled(followName);
+        var settled = AssertSettled(followName);
+        Assert.True(settled.Garbage.Count == 0, $"after {fault} and the next update's Cleanup, versions are still left to collect: {string.Join(", ", settled.Garbage)}\n{Status().Stdout}");
         return (followName, followImage);
     }
 
@@ -387,20 +388,6 @@ public sealed class DeviceRig : IDisposable
         Client.Dispose();
         _root.Dispose();
     }
-}
-
-/// <summary>The rename shim (native/kill-at-rename.c), compiled once per test process with the machine's gcc.</summary>
-internal static class KillAtRename
-{
-    private static readonly Lazy<string> Compiled = new(() =>
-    {
-        var source = Path.Combine(AppContext.BaseDirectory, "native", "kill-at-rename.c");
-        var output = Path.Combine(Path.GetTempPath(), $"kill-at-rename-{Environment.ProcessId}.so");
-        var r = Cmd.Run(Tool.Gcc, ["-shared", "-fPIC", "-O2", "-Wall", "-Werror", "-o", output, source, "-ldl"]);
-        return r.ExitCode == 0 ? output : throw new InvalidOperationException("cannot compile the rename shim: " + r);
-    });
-
-    public static string Library => Compiled.Value;
 }
 
 public sealed record StoreState(string? Committed, string? Previous, string? Running, string? Pending, IReadOnlyList<string> Garbage);

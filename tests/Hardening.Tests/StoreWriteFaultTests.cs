@@ -6,7 +6,7 @@ namespace Hardening.Tests;
 /// <summary>
 /// Power cuts between store writes, through the real Mender client 3.4: every store transition of
 /// `app` is a rename (write-then-rename files, renamed composition directories), so a shim preloaded
-/// into one `app` call (native/kill-at-rename.c) SIGKILLs it just before its Nth rename, for every N
+/// into one `app` call (tests/TestSupport/native/kill-at-rename.c) SIGKILLs it just before its Nth rename, for every N
 /// the call makes. A first run of the same call with the shim only logging counts the renames.
 /// After each kill the client goes on as it does after a failed state, and the same assertions as
 /// the sub-module matrix hold: the version the client records runs and answers, the store is settled

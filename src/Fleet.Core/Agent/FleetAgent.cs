@@ -81,11 +81,12 @@ public sealed class FleetAgent
 
     /// <summary>After a crash (SIGKILL mid-command): an install left pending is rolled back to the last-known-good,
     /// as the Mender client's ArtifactRollback would; a commit whose cleanup never ran (or was killed) is finalized
-    /// and the versions it demoted collected. The app's compose file is then written from the store (the store is the truth).</summary>
+    /// and the versions it demoted collected; what an interrupted store write left is removed. The app's compose file is then written from the store (the store is the truth).</summary>
     public async Task RecoverAsync(AgentApp app, CancellationToken ct)
     {
         try
         {
+            _engine.RemoveLeftovers(app.Name);
             var state = _engine.Store.Load(app.Name);
             if (state.Pending is { } p)
             {

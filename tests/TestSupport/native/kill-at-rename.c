@@ -1,5 +1,6 @@
-/* A fault-injection shim for the store's crash safety (tests/Hardening.Tests/StoreWriteFaultTests.cs).
- * Preloaded into one `app` process (LD_PRELOAD), it counts that process's renames (and hard links,
+/* A fault-injection shim for the store's crash safety (tests/Hardening.Tests/StoreWriteFaultTests.cs,
+ * AgentStoreWriteFaultTests.cs, tests/AppModule.Tests/StateMachineTests.cs; compiled by TestSupport's KillAtRename).
+ * Preloaded into one `app` or fleet-agent process (LD_PRELOAD), it counts that process's renames (and hard links,
  * which .NET's File.Move without overwrite makes) -- every store transition of `app` is a
  * write-then-rename or a directory rename -- and logs each one to
  * $RENAME_LOG. With KILL_AT_RENAME=N it SIGKILLs the process just before the Nth rename takes
