@@ -304,6 +304,21 @@ public sealed class DeviceRig : IDisposable
         return line?.Split(':', 2)[1].Trim().Split(' ')[0];
     }
 
+    /// <summary>`app simulate` of <paramref name="artifact"/> through the real binary, on this device's store and sub-modules.</summary>
+    public CmdResult Simulate(string artifact) =>
+        Cmd.Run(Repo.Binary("app"), ["simulate", artifact], new Dictionary<string, string?> { ["MENDER_APP_CONFIG"] = Path.Combine(Client.EtcDir, "mender-app.conf") }, timeout: TimeSpan.FromMinutes(10));
+
+    /// <summary>
+    /// After a case `app simulate` let through (or that replaced v1): v1 installed and committed again in the store by
+    /// `app simulate` (the client's record is untouched by simulate), so the next case starts from the same device.
+    /// </summary>
+    public void PutV1BackBySimulate()
+    {
+        var r = Simulate(ArtifactFor("v1", V1));
+        Assert.True(r.ExitCode == 0, "putting v1 back: " + r);
+        Assert.Equal("web 1.0", Answer());
+    }
+
     /// <summary>`app status` through the real binary (the store as a user sees it).</summary>
     public CmdResult Status() =>
         Cmd.Run(Repo.Binary("app"), ["status", App], new Dictionary<string, string?> { ["MENDER_APP_CONFIG"] = Path.Combine(Client.EtcDir, "mender-app.conf") });

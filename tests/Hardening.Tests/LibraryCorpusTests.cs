@@ -84,7 +84,7 @@ public sealed class LibraryCorpusTests : IClassFixture<LibraryCorpusTests.Fixtur
             Assert.True(error is not null, $"{c.Name}: accepted, expected {c.Error} from {c.RejectedBy}");
             Assert.True(c.Error == error.Inner.GetType().Name, $"{c.Name}: expected {c.Error}, got {error.Inner.GetType().Name}: {error.Message}");
             Assert.True(error.Layer == c.RejectedBy, $"{c.Name}: rejected by {error.Layer}, expected {c.RejectedBy}: {error.Message}");
-            Assert.Contains(c.Fragment, error.Message, StringComparison.Ordinal);
+            Assert.Contains(c.FragmentFor(_fixture.Base), error.Message, StringComparison.Ordinal);
             Assert.DoesNotContain('\n', error.Message);
             if (c.RejectedBy == Layer.ArtifactReader)
             {

@@ -113,6 +113,41 @@ public sealed class TarEntryTypeTests
         Assert.Contains(refusal, error.Message, StringComparison.Ordinal);
     }
 
+    [Fact]
+    public void A_tar_inside_a_tar_cut_short_in_an_entrys_data_is_reported_as_truncated_naming_the_entry()
+    {
+        // The inner tar holds one 64 KiB file and is cut in the middle of it; the outer tar carries it whole, so
+        // the inner reader gets a seekable stream that ends early (as data/0000.tar of a cut artifact does).
+        var inner = new MemoryStream();
+        using (var w = new System.Formats.Tar.TarWriter(inner, System.Formats.Tar.TarEntryFormat.Ustar, leaveOpen: true))
+        {
+            w.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "big.bin") { DataStream = new MemoryStream(new byte[64 * 1024]) });
+        }
+
+        var cut = inner.ToArray()[..(16 * 1024)];
+        var outer = new MemoryStream();
+        using (var w = new System.Formats.Tar.TarWriter(outer, System.Formats.Tar.TarEntryFormat.Ustar, leaveOpen: true))
+        {
+            w.WriteEntry(new System.Formats.Tar.UstarTarEntry(System.Formats.Tar.TarEntryType.RegularFile, "data/0000.tar") { DataStream = new MemoryStream(cut) });
+        }
+
+        outer.Position = 0;
+        using var outerReader = new System.Formats.Tar.TarReader(outer);
+        var member = outerReader.GetNextEntry()!;
+        Assert.True(member.DataStream!.CanSeek);
+        using var reader = new AppModule.Core.Archives.CheckedTarReader(member.DataStream, "data/0000.tar", AppModule.Core.Archives.TarEntryPolicy.FilesAndDirectories, m => new ArtifactFormatException(m), leaveOpen: true);
+
+        var error = Record.Exception(() =>
+        {
+            while (reader.GetNextEntry() is not null)
+            {
+            }
+        });
+
+        var eof = Assert.IsType<EndOfStreamException>(error);
+        Assert.Equal("data/0000.tar ends inside the data of \"big.bin\": it is truncated", eof.Message);
+    }
+
     private static string Save(TempDir dir, string name, byte[] bytes)
     {
         var path = dir.File(name);

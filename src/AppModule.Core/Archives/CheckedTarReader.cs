@@ -42,6 +42,10 @@ public sealed class CheckedTarReader : IDisposable, IAsyncDisposable
         {
             throw Unreadable();
         }
+        catch (ArgumentOutOfRangeException past) when (_tap.CanSeek)
+        {
+            throw Truncated(past);
+        }
 
         return Checked(e);
     }
@@ -57,6 +61,10 @@ public sealed class CheckedTarReader : IDisposable, IAsyncDisposable
         catch (NotSupportedException)
         {
             throw Unreadable();
+        }
+        catch (ArgumentOutOfRangeException past) when (_tap.CanSeek)
+        {
+            throw Truncated(past);
         }
 
         return Checked(e);
@@ -77,6 +85,18 @@ public sealed class CheckedTarReader : IDisposable, IAsyncDisposable
     {
         var (name, type) = _tap.LastHeader() ?? ("?", TarEntryType.SparseFile);
         return _error(_policy.Refusal(_archive, name, type));
+    }
+
+    /// <summary>
+    /// On a seekable stream TarReader skips an entry's data by moving Position past it; when the archive ends
+    /// before that data does (a tar inside another tar, cut short), the stream refuses the position with an
+    /// <see cref="ArgumentOutOfRangeException"/>. That is a truncated archive, reported as the end of the stream
+    /// every caller already maps to its own "truncated" error.
+    /// </summary>
+    private EndOfStreamException Truncated(ArgumentOutOfRangeException e)
+    {
+        var entry = _tap.LastHeader(anyType: true) is { } h ? $" inside the data of \"{h.Name}\"" : string.Empty;
+        return new EndOfStreamException($"{_archive} ends{entry}: it is truncated", e);
     }
 
     public void Dispose() => _reader.Dispose();
@@ -142,12 +162,13 @@ public sealed class CheckedTarReader : IDisposable, IAsyncDisposable
 
         public override void Write(byte[] buffer, int offset, int count) => throw new NotSupportedException();
 
-        /// <summary>Name and type from the last 512 bytes read, when they are the header of an entry type TarReader refuses
-        /// (its checksum is not checked: TarReader does not check it either, so a damaged header may get this far).</summary>
-        public (string Name, TarEntryType Type)? LastHeader()
+        /// <summary>Name and type from the last 512 bytes read, when they are a header (of an entry type TarReader refuses
+        /// unless <paramref name="anyType"/>; its checksum is not checked: TarReader does not check it either, so a
+        /// damaged header may get this far).</summary>
+        public (string Name, TarEntryType Type)? LastHeader(bool anyType = false)
         {
             var h = _last.AsSpan();
-            if (_filled < Block || h[156] != (byte)TarEntryType.SparseFile)
+            if (_filled < Block || (!anyType && h[156] != (byte)TarEntryType.SparseFile) || h[..100].IndexOfAnyExcept((byte)0) < 0)
             {
                 return null;
             }

@@ -40,7 +40,7 @@ public enum Layer
 /// <param name="Name">short kebab-case id, also the artifact's name</param>
 /// <param name="RejectedBy">the first layer that rejects it</param>
 /// <param name="Error">the exception class the library throws (null when the library accepts it and a later layer rejects)</param>
-/// <param name="Fragment">a fragment of the error message (at the rejecting layer)</param>
+/// <param name="Fragment">a fragment of the error message (at the rejecting layer); "{image}" stands for the base's image reference</param>
 /// <param name="ClientFragment">what the Mender client's output shows, when the client's own reader rejects it first</param>
 /// <param name="SubModuleConfig">extra lines for mender-app-docker-compose.conf</param>
 /// <param name="DeviceFragment">what the device's output shows when it differs from the library's message (the client changed the artifact on the way)</param>
@@ -55,6 +55,9 @@ public sealed record CorpusCase(
     string? DeviceFragment = null)
 {
     public override string ToString() => Name;
+
+    /// <summary>The fragment as it reads for <paramref name="b"/> (its image reference filled in).</summary>
+    public string FragmentFor(CorpusBase b) => Fragment.Replace("{image}", b.Image.Url, StringComparison.Ordinal);
 }
 
 /// <summary>The attack corpus: every case is generated here from a valid artifact by breaking one thing.</summary>
@@ -317,9 +320,8 @@ public static class HostileArtifacts
             b => V(b, "x") with { ImagesBytes = _ => [] });
         Add("images-payload-empty-tar", Layer.Claims, Format, "but images.tar.gz carries no image",
             b => V(b, "x") with { Images = [TarSpec.Dir("images/")] });
-        Add("image-img-zero-bytes", Layer.Claims, Format, "image.img (corpus/web:2.0) is empty (0 bytes)",
-            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", Data: [])) },
-            device: "is empty (0 bytes)");
+        Add("image-img-zero-bytes", Layer.Claims, Format, "/image.img (" + "{image}) is empty (0 bytes)",
+            b => V(b, "x") with { Images = Replace(V(b, "x").Images, "/image.img", new TarSpec(b.ImageDir + "image.img", Data: [])) });
         Add("platform-arm64-declared-for-an-amd64-image", Layer.Claims, Format, "is built for linux/amd64, but the artifact declares platform linux/arm64",
             b => V(b, "x") with { MetaData = ArtifactParts.Meta(b.App, [b.Image.Id], platform: "linux/arm64") });
         Add("platform-arm-v7-declared-for-an-amd64-image", Layer.Claims, Format, "is built for linux/amd64, but the artifact declares platform linux/arm/v7",
