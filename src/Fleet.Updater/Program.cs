@@ -12,6 +12,7 @@ namespace Fleet.Updater;
 /// fleet-updater: seed 000's updater service.
 /// <code>
 /// fleet-updater [--config FILE] [--check]
+/// fleet-updater [--config FILE] rollout start|status|pause|resume|abort ...   (the operator's CLI, <see cref="RolloutCommand"/>)
 /// </code>
 /// Config: FILE, else $FLEET_UPDATER_CONFIG, else /etc/fleet/updater.toml if present; the seed's environment
 /// variables override it (see UpdaterConfig.Load). --check validates the targets against the registry, prints one
@@ -22,6 +23,9 @@ namespace Fleet.Updater;
 ///   2  bad usage or configuration
 ///   3  Redis unreachable at start
 ///   4  --check: at least one target is missing or could not be checked
+///   5  rollout: the operation does not apply (the group has no rollout, or its state forbids it: start while one
+///      runs or is paused, resume of a halted or aborted one); the message says what to do
+///   6  rollout status: the answer was printed and a rollout shown has halted (the reason is in it)
 /// </summary>
 public static class Program
 {
@@ -31,14 +35,16 @@ public static class Program
     {
         string? configPath = null;
         bool check = false;
-        for (int i = 0; i < args.Length; i++)
+        string[]? rollout = null;
+        for (int i = 0; i < args.Length && rollout is null; i++)
         {
             switch (args[i])
             {
+                case "rollout": rollout = args[(i + 1)..]; break;
                 case "--config" when i + 1 < args.Length: configPath = args[++i]; break;
                 case "--check": check = true; break;
                 case "-h" or "--help":
-                    Console.Out.WriteLine("usage: fleet-updater [--config FILE] [--check]");
+                    Console.Out.WriteLine("usage: fleet-updater [--config FILE] [--check]\n" + RolloutCommand.Usage);
                     return 0;
                 default: throw new UsageException($"unknown argument '{args[i]}'; usage: fleet-updater [--config FILE] [--check]");
             }
@@ -56,6 +62,7 @@ public static class Program
         };
 
         using var shutdown = new ShutdownSignal();
+        if (rollout is not null) return await RolloutCommand.RunAsync(cfg, rollout, shutdown.Token);
         if (check)
         {
             var bus0 = new NoBus();

@@ -38,6 +38,12 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         public ConcurrentDictionary<string, int> Executed { get; } = new();
         public ConcurrentDictionary<string, int> Received { get; } = new();
         public ConcurrentDictionary<string, string> Version { get; } = new();
+        /// <summary>Devices that answer every command with a failure (as an agent whose health gate failed and rolled back).</summary>
+        public ConcurrentDictionary<string, byte> Failing { get; } = new();
+        /// <summary>Order of events across devices: when each first received a command, and when each ran its new version.</summary>
+        public ConcurrentDictionary<string, long> FirstReceived { get; } = new();
+        public ConcurrentDictionary<string, long> Converged { get; } = new();
+        private long _seq;
         private readonly ConcurrentDictionary<string, DockerCommandResponse> _seenKeys = new();
         private readonly CancellationTokenSource _cts = new(TimeSpan.FromMinutes(4));
         private readonly List<Task> _tasks = [];
@@ -67,12 +73,21 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
                 var server = new CommlibRpcServer(_bus, Rpc(app), async (req, ct) =>
                 {
                     Received.AddOrUpdate(app, 1, (_, n) => n + 1);
+                    FirstReceived.TryAdd(app, Interlocked.Increment(ref _seq));
                     if (req.IdempotencyKey is { } k && _seenKeys.TryGetValue(k, out var cached)) return cached;
                     Executed.AddOrUpdate(app, 1, (_, n) => n + 1);
                     await Task.Delay(work, ct);
+                    DockerCommandResponse resp;
+                    if (Failing.ContainsKey(app))
+                    {
+                        resp = new DockerCommandResponse(false, $"health gate failed for {req.NewVersion}: rolled back to {Version[app]}");
+                        if (req.IdempotencyKey is { } fk) _seenKeys[fk] = resp;
+                        return resp;
+                    }
                     Version[app] = req.NewVersion!;
+                    Converged.TryAdd(app, Interlocked.Increment(ref _seq));
                     await ReportAsync(app, ct);
-                    var resp = new DockerCommandResponse(true, $"Successfully updated to version {req.NewVersion}");
+                    resp = new DockerCommandResponse(true, $"Successfully updated to version {req.NewVersion}");
                     if (req.IdempotencyKey is { } key) _seenKeys[key] = resp;
                     return resp;
                 }, _ => { });
@@ -345,6 +360,165 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         b.Kill();
         Assert.All(apps, x => Assert.True(f.Executed[x] == 1, $"{x} ran its command {f.Executed[x]} times\n{bErr}"));
         Assert.All(apps, x => Assert.Equal("2.0", fx.Redis.Cli("HGET", f.Prefix + ":cmd:" + x, "target")));
+    }
+
+    private static string RolloutConf(TempDir tmp, Fleet f, string group, IEnumerable<string> members) => tmp.Write("updater.toml", $"""
+        [redis]
+        channel = "{f.Channel}"
+        [updater]
+        rpc_timeout_seconds = 5
+        state_prefix = "{f.Prefix}"
+        claim_idle_seconds = 1
+        [groups.{group}]
+        members = [{string.Join(", ", members.Select(m => $"\"{m}\""))}]
+        [rollout]
+        wave_timeout_seconds = 300
+        """);
+
+    /// <summary>Runs <c>fleet-updater rollout ...</c> to its end: exit code, stdout, stderr.</summary>
+    private static (int Code, string Out, string Err) Ctl(string conf, Dictionary<string, string?> env, params string[] args)
+    {
+        var psi = new ProcessStartInfo(Repo.Binary("fleet-updater")) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
+        psi.ArgumentList.Add("--config");
+        psi.ArgumentList.Add(conf);
+        psi.ArgumentList.Add("rollout");
+        foreach (var a in args) psi.ArgumentList.Add(a);
+        foreach (var (k, v) in env) psi.Environment[k] = v;
+        using var p = Process.Start(psi)!;
+        var err = p.StandardError.ReadToEndAsync();
+        var stdout = p.StandardOutput.ReadToEnd();
+        Assert.True(p.WaitForExit(60_000), "fleet-updater rollout " + string.Join(' ', args) + " did not end");
+        return (p.ExitCode, stdout, err.Result);
+    }
+
+    private static System.Text.Json.JsonElement StatusJson(string conf, Dictionary<string, string?> env, string group, int expectCode = 0)
+    {
+        var (code, stdout, err) = Ctl(conf, env, "status", group, "--json");
+        Assert.True(code == expectCode, $"rollout status exited {code}, expected {expectCode}: {err}");
+        using var doc = System.Text.Json.JsonDocument.Parse(stdout);
+        return Assert.Single(doc.RootElement.EnumerateArray()).Clone();
+    }
+
+    [Fact]
+    public async Task A_rollout_goes_out_in_waves_each_after_the_previous_converged_holds_while_paused_and_an_updater_killed_mid_rollout_is_continued_by_another()
+    {
+        await using var f = NewFleet();
+        var apps = Enumerable.Range(1, 10).Select(i => $"w{i:D2}").ToArray();
+        using var tmp = new TempDir("fleet-rollout");
+        var conf = RolloutConf(tmp, f, "canary", apps);
+        var env = f.Env(apps, "1.0").Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        env["FLEET_LOG_LEVEL"] = "info";
+        var rollout = f.Prefix + ":rollout:canary";
+        string H(string field) => fx.Redis.Cli("HGET", rollout, field);
+        int[] waveOf = [0, 1, 1, 1, 1, 2, 2, 2, 2, 2]; // waves "1,50%" of 10: 1 device, then to 5, then the rest
+
+        await f.StartDevicesAsync(apps, "1.0", TimeSpan.FromMilliseconds(300), TimeSpan.FromSeconds(1));
+        using var a = Start(conf, env);
+        await WaitUntil(() => fx.Redis.Cli("PUBSUB", "NUMSUB", f.Channel).Split('\n').Last() == "1", "the updater runs");
+        await WaitUntil(() => apps.All(x => Observed(f, x) == "1.0"), "every device's 1.0 is recorded");
+        Assert.Empty(f.Executed); // the configured target is the running 1.0
+
+        var started = Ctl(conf, env, "start", "canary", "2.0", "--waves", "1,50%");
+        Assert.True(started.Code == 0, started.Err);
+        Assert.Equal("", started.Out);
+        Assert.Equal("1,5,10", H("bounds"));
+
+        // pause once the first device is being updated: what is released converges, nothing further is released
+        await WaitUntil(() => f.Executed.ContainsKey("w01"), "the first wave's device gets the command");
+        var paused = Ctl(conf, env, "pause", "canary");
+        Assert.True(paused.Code == 0, paused.Err);
+        var pausedAt = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
+        var wave = int.Parse(H("wave"));
+        var released = new[] { 1, 5, 10 }[wave];
+        await WaitUntil(() => long.Parse(H("gauges_at") is { Length: > 0 } g ? g : "0") > pausedAt && H("at_target") == released.ToString(),
+            "an updater evaluated the paused rollout with its released waves at the target");
+        Assert.Equal("paused", H("status"));
+        Assert.Equal(wave.ToString(), H("wave"));
+        Assert.DoesNotContain(apps.Where((x, i) => waveOf[i] > wave), x => f.FirstReceived.ContainsKey(x));
+        var whilePaused = StatusJson(conf, env, "canary");
+        Assert.Equal("paused", whilePaused.GetProperty("status").GetString());
+        Assert.Equal(released, whilePaused.GetProperty("counts").GetProperty("at_target").GetInt32());
+        Assert.Equal(10 - released, whilePaused.GetProperty("counts").GetProperty("held").GetInt32());
+
+        var resumed = Ctl(conf, env, "resume", "canary");
+        Assert.True(resumed.Code == 0, resumed.Err);
+
+        // SIGKILL the updater once the last wave is under way; a new one continues from Redis
+        await WaitUntil(() => apps.Where((x, i) => waveOf[i] == 2).Any(f.Executed.ContainsKey), "the last wave is under way", 120);
+        a.Kill();
+        Assert.True(a.WaitForExit(10_000));
+        using var b = Start(conf, env);
+        await WaitUntil(() => H("status") == "completed", "the rollout completes", 180);
+        b.Kill();
+
+        Assert.All(apps, x => Assert.Equal("2.0", Observed(f, x)));
+        Assert.All(apps, x => Assert.True(f.Executed[x] == 1, $"{x} ran its command {f.Executed[x]} times"));
+        // the next wave started only after every device of the earlier waves ran the target and reported it
+        for (int w = 1; w <= 2; w++)
+        {
+            var before = apps.Where((x, i) => waveOf[i] < w).Max(x => f.Converged[x]);
+            foreach (var x in apps.Where((x, i) => waveOf[i] == w))
+                Assert.True(f.FirstReceived[x] > before, $"{x} (wave {w + 1}) got its command before the earlier waves converged");
+        }
+        var done = StatusJson(conf, env, "canary");
+        Assert.Equal("completed", done.GetProperty("status").GetString());
+        Assert.Equal(10, done.GetProperty("counts").GetProperty("at_target").GetInt32());
+        Assert.Equal(3, done.GetProperty("waves").GetInt32());
+        var table = Ctl(conf, env, "status");
+        Assert.Equal(0, table.Code);
+        Assert.Matches(@"canary\s+2\.0\s+completed\s+3/3\s+10\s+0\s+0\s+0\s+0", table.Out);
+    }
+
+    [Fact]
+    public async Task A_first_wave_with_failing_devices_halts_the_rollout_before_the_next_wave_and_status_names_them()
+    {
+        await using var f = NewFleet();
+        var apps = Enumerable.Range(1, 12).Select(i => $"h{i:D2}").ToArray();
+        using var tmp = new TempDir("fleet-halt");
+        var conf = RolloutConf(tmp, f, "fleet", apps);
+        var env = f.Env(apps, "1.0").Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        var rollout = f.Prefix + ":rollout:fleet";
+        string H(string field) => fx.Redis.Cli("HGET", rollout, field);
+        foreach (var x in new[] { "h01", "h02", "h03" }) f.Failing[x] = 0;
+
+        await f.StartDevicesAsync(apps, "1.0", TimeSpan.FromMilliseconds(200), TimeSpan.FromSeconds(1));
+        using var u = Start(conf, env);
+        await WaitUntil(() => fx.Redis.Cli("PUBSUB", "NUMSUB", f.Channel).Split('\n').Last() == "1", "the updater runs");
+
+        var unknown = Ctl(conf, env, "start", "nosuchgroup", "2.0");
+        Assert.Equal(2, unknown.Code);
+        Assert.Contains("no group 'nosuchgroup'", unknown.Err);
+        var range = Ctl(conf, env, "start", "fleet", "~2.0");
+        Assert.Equal(2, range.Code);
+        Assert.Contains("is a range", range.Err);
+
+        var started = Ctl(conf, env, "start", "fleet", "2.0", "--waves", "4,50%");
+        Assert.True(started.Code == 0, started.Err);
+        await WaitUntil(() => H("status") == "halted", "the rollout halts", 120);
+
+        Assert.Equal("0", H("wave"));
+        Assert.Matches(@"wave 1 of 3: [1-3] device\(s\) failed 2\.0 \(at most 0 allowed\): h0[1-3]: health gate failed", H("reason"));
+        await WaitUntil(() => new[] { "h01", "h02", "h03" }.All(x => fx.Redis.Cli("HGET", f.Prefix + ":cmd:" + x, "status") == "failure"), "every failure of the first wave is recorded");
+        Assert.DoesNotContain(apps[4..], x => f.FirstReceived.ContainsKey(x));
+        var s = StatusJson(conf, env, "fleet", expectCode: 6);
+        Assert.Equal("halted", s.GetProperty("status").GetString());
+        Assert.Equal(3, s.GetProperty("counts").GetProperty("failed").GetInt32());
+        Assert.Equal(8, s.GetProperty("counts").GetProperty("held").GetInt32());
+        var failed = s.GetProperty("devices").EnumerateArray().Where(d => d.GetProperty("state").GetString() == "failed").ToList();
+        Assert.Equal(["h01", "h02", "h03"], failed.Select(d => d.GetProperty("app").GetString()));
+        Assert.All(failed, d => Assert.Contains("health gate failed", d.GetProperty("message").GetString()));
+        var table = Ctl(conf, env, "status", "fleet");
+        Assert.Equal(6, table.Code);
+        Assert.Contains("failed: h01, h02, h03", table.Out);
+
+        var resume = Ctl(conf, env, "resume", "fleet");
+        Assert.Equal(5, resume.Code);
+        Assert.Contains("halted by itself", resume.Err);
+        var abort = Ctl(conf, env, "abort", "fleet");
+        Assert.True(abort.Code == 0, abort.Err);
+        Assert.Equal("aborted", H("status"));
+        u.Kill();
+        Assert.DoesNotContain(apps[4..], x => f.FirstReceived.ContainsKey(x));
     }
 
     private static Proc Start(string conf, Dictionary<string, string?> env)

@@ -32,6 +32,13 @@ public sealed record UpdaterConfig
     public WireStyle WireStyle { get; init; } = WireStyle.Ujson;
     /// <summary>Where the desired/observed state, command status and report stream live in Redis.</summary>
     public FleetStateOptions State { get; init; } = new();
+    /// <summary>Device groups: name → member apps, in the order their rollouts go out. <c>all</c> (every configured app,
+    /// by name) unless the configuration defines it.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>> Groups { get; init; } = new Dictionary<string, IReadOnlyList<string>>();
+    /// <summary>Defaults of a rollout (each can be given at its start): waves, a wave's deadline, failures tolerated.</summary>
+    public string RolloutWaves { get; init; } = "1,10%,50%";
+    public TimeSpan RolloutWaveTimeout { get; init; } = TimeSpan.FromMinutes(10);
+    public int RolloutMaxFailed { get; init; }
 
     /// <summary>
     /// Reads the TOML file (optional) then the environment:
@@ -43,6 +50,8 @@ public sealed record UpdaterConfig
     /// [updater]  rpc_timeout_seconds, retry_after_seconds, hmac_key_file, command_ttl_seconds, metrics_listen, wire_style (ujson|plain),
     ///            state_prefix, bridge_dedupe_ms, batch_size, read_window, claim_idle_seconds
     /// [apps.NAME] directory, target ("2.1.0", "~2.1", ">=1.5,&lt;2"), rpc, image
+    /// [groups.NAME] members = ["app1", "app2"]   (a device group; "all" is every app unless defined)
+    /// [rollout]  waves = "1,10%,50%", wave_timeout_seconds = 600, max_failed = 0
     /// </code>
     /// Environment (seed 000): REDIS_HOST, REDIS_PORT, REDIS_DB, DOCKER_HUB_USERNAME, DOCKER_HUB_TOKEN,
     /// APP_TO_DIRECTORY and APPS_TO_UPDATE (JSON objects); ours: APP_TO_RPC, APP_TO_IMAGE (JSON), REDIS_USERNAME,
@@ -119,6 +128,20 @@ public sealed record UpdaterConfig
             apps[name] = new AppEntry(name, dirs.GetValueOrDefault(name), rpc, image, target);
         }
 
+        var groups = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
+        foreach (var (name, members) in f.Tables("groups", "members")["members"])
+        {
+            var list = members.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct().ToList();
+            if (list.Count == 0) throw new ConfigException($"group '{name}' has no members; set [groups.{name}] members = [\"app1\", ...]");
+            foreach (var m in list.Where(m => !apps.ContainsKey(m)))
+                throw new ConfigException($"group '{name}': member '{m}' is not a configured app; add [apps.{m}] or remove it from the group");
+            groups[name] = list;
+        }
+        groups.TryAdd("all", apps.Keys.Order(StringComparer.Ordinal).ToList());
+        var waves = f.GetString("rollout.waves", "1,10%,50%");
+        try { _ = Fleet.Core.State.Rollout.ParseWaves(waves, 100); }
+        catch (FormatException e) { throw new ConfigException($"rollout.waves: {e.Message}"); }
+
         byte[]? key = null;
         if (E("FLEET_HMAC_KEY") is { } envKey) key = CommandSigner.KeyFromText(envKey, "FLEET_HMAC_KEY");
         else if (NullIfEmpty(f.GetString("updater.hmac_key_file")) is { } kf)
@@ -146,6 +169,10 @@ public sealed record UpdaterConfig
             CommandTtl = f.GetSeconds("updater.command_ttl_seconds", TimeSpan.FromSeconds(60)),
             MetricsListen = NullIfEmpty(f.GetString("updater.metrics_listen")),
             WireStyle = style,
+            Groups = groups,
+            RolloutWaves = waves,
+            RolloutWaveTimeout = f.GetSeconds("rollout.wave_timeout_seconds", TimeSpan.FromMinutes(10)),
+            RolloutMaxFailed = f.GetInt("rollout.max_failed", 0, 0, 1_000_000),
             State = new FleetStateOptions
             {
                 Prefix = f.GetString("updater.state_prefix", "fleet"),

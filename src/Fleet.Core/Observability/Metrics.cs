@@ -11,6 +11,7 @@ public sealed class Metrics
 {
     private readonly ConcurrentDictionary<(string Name, string Labels), long> _counters = new();
     private readonly ConcurrentDictionary<(string Name, string Labels), Histogram> _histograms = new();
+    private readonly ConcurrentDictionary<(string Name, string Labels), double> _gauges = new();
     private readonly ConcurrentDictionary<string, string> _help = new();
     private static readonly double[] Buckets = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
 
@@ -27,6 +28,15 @@ public sealed class Metrics
     }
 
     public long Get(string name, string labels = "") => _counters.TryGetValue((name, labels), out var v) ? v : 0;
+
+    /// <summary>Sets a gauge (a value that goes up and down, e.g. devices at a rollout's target).</summary>
+    public void Set(string name, string help, double value, string labels = "")
+    {
+        _help.TryAdd(name, help);
+        _gauges[(name, labels)] = value;
+    }
+
+    public double GetGauge(string name, string labels = "") => _gauges.TryGetValue((name, labels), out var v) ? v : 0;
 
     public void Observe(string name, string help, double seconds, string labels = "")
     {
@@ -60,6 +70,12 @@ public sealed class Metrics
             sb.Append("# HELP ").Append(g.Key).Append(' ').Append(_help[g.Key]).Append('\n');
             sb.Append("# TYPE ").Append(g.Key).Append(" counter\n");
             foreach (var kv in g.OrderBy(k => k.Key.Labels)) sb.Append(g.Key).Append(L(kv.Key.Labels)).Append(' ').Append(kv.Value).Append('\n');
+        }
+        foreach (var g in _gauges.GroupBy(k => k.Key.Name).OrderBy(g => g.Key))
+        {
+            sb.Append("# HELP ").Append(g.Key).Append(' ').Append(_help[g.Key]).Append('\n');
+            sb.Append("# TYPE ").Append(g.Key).Append(" gauge\n");
+            foreach (var kv in g.OrderBy(k => k.Key.Labels)) sb.Append(g.Key).Append(L(kv.Key.Labels)).Append(' ').Append(kv.Value.ToString("R", CultureInfo.InvariantCulture)).Append('\n');
         }
         foreach (var g in _histograms.GroupBy(k => k.Key.Name).OrderBy(g => g.Key))
         {

@@ -14,7 +14,7 @@ using StackExchange.Redis;
 
 namespace Fleet.Core.Updater;
 
-public enum DecisionKind { Invalid, NotListed, UpToDate, TargetMissing, RegistryError, NoDirectory, InFlight, RecentlyAttempted, Update }
+public enum DecisionKind { Invalid, NotListed, UpToDate, TargetMissing, RegistryError, NoDirectory, InFlight, RecentlyAttempted, Update, Held }
 
 /// <summary>What the updater decided for one version report.</summary>
 public sealed record Decision(DecisionKind Kind, string App, string? Reported, string? TargetTag, string Reason)
@@ -44,6 +44,9 @@ public sealed class FleetUpdater
     private readonly Channel<byte[]> _bridge = Channel.CreateUnbounded<byte[]>(new UnboundedChannelOptions { SingleReader = true });
     private volatile IReadOnlyDictionary<string, VersionTarget?> _runtimeTargets = new Dictionary<string, VersionTarget?>();
     private long _targetsRev = -1;
+    private volatile IReadOnlyDictionary<string, Rollout> _rollouts = new Dictionary<string, Rollout>();
+    private long _rolloutsRev = -1;
+    private readonly RolloutStore? _rolloutStore;
 
     public Metrics Metrics { get; }
     /// <summary>This updater's consumer name in the group (host, process, random).</summary>
@@ -65,6 +68,7 @@ public sealed class FleetUpdater
         _rpc = new CommlibRpcClient(bus, cfg.WireStyle, _clock);
         _signer = cfg.HmacKey is null ? null : new CommandSigner(cfg.HmacKey, _clock);
         _store = bus is RedisFleetBus r ? new FleetState(r.Database, cfg.State) : null;
+        _rolloutStore = bus is RedisFleetBus r2 ? new RolloutStore(r2.Database, cfg.State) : null;
         Consumer = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
     }
 
@@ -129,13 +133,14 @@ public sealed class FleetUpdater
         var store = new FleetState(stateConn.Database, _cfg.State);
         await store.EnsureGroupAsync(ct);
         await RefreshTargetsAsync(ct);
+        await RefreshRolloutsAsync(ct);
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
         var loops = new List<Task>
         {
             Task.Run(() => BridgeLoopAsync(store, stop.Token), CancellationToken.None),
             Task.Run(() => ConsumeLoopAsync(store, reader.Database, stop.Token), CancellationToken.None),
             Task.Run(() => ClaimLoopAsync(store, stop.Token), CancellationToken.None),
-            Task.Run(() => TargetsLoopAsync(stop.Token), CancellationToken.None),
+            Task.Run(() => TargetsLoopAsync(store, stop.Token), CancellationToken.None),
         };
         await using (await _bus.SubscribeAsync(_cfg.Channel, (payload, _) => { _bridge.Writer.TryWrite(payload); return Task.CompletedTask; }, ct))
         {
@@ -285,7 +290,7 @@ public sealed class FleetUpdater
         }
     }
 
-    private async Task TargetsLoopAsync(CancellationToken ct)
+    private async Task TargetsLoopAsync(FleetState store, CancellationToken ct)
     {
         while (!ct.IsCancellationRequested)
         {
@@ -293,6 +298,43 @@ public sealed class FleetUpdater
             try { await RefreshTargetsAsync(ct); }
             catch (OperationCanceledException) { return; }
             catch (Exception e) when (e is RedisException or TimeoutException) { Log.Debug($"reading run-time targets failed: {e.Message}"); }
+            try { await StepRolloutsAsync(store, ct); }
+            catch (OperationCanceledException) { return; }
+            catch (Exception e) when (e is RedisException or TimeoutException) { Log.Warning($"evaluating the rollouts failed: {e.Message}; next try in 1 s"); }
+        }
+    }
+
+    /// <summary>Reads the rollouts from Redis when their revision moved. Returns whether it did.</summary>
+    public async Task<bool> RefreshRolloutsAsync(CancellationToken ct)
+    {
+        if (_rolloutStore is null) return false;
+        var rev = await _rolloutStore.GetRevAsync(ct);
+        if (rev == Interlocked.Read(ref _rolloutsRev)) return false;
+        _rollouts = await _rolloutStore.ByAppAsync(ct);
+        Interlocked.Exchange(ref _rolloutsRev, rev);
+        return true;
+    }
+
+    /// <summary>Every updater evaluates the gate of each rollout once a second (the move itself is a compare-and-set,
+    /// so one of them makes it), writes its convergence counts to Redis and the gauges, and has a wave just released
+    /// decided now.</summary>
+    private async Task StepRolloutsAsync(FleetState store, CancellationToken ct)
+    {
+        if (_rolloutStore is null) return;
+        await RefreshRolloutsAsync(ct);
+        foreach (var r in await _rolloutStore.ListAsync(ct))
+        {
+            if (r.Status is RolloutStatus.Completed or RolloutStatus.Aborted && r.WaveStartedMs < _clock.GetUtcNow().ToUnixTimeMilliseconds() - 60_000) continue;
+            var view = await _rolloutStore.ViewAsync(r, ct);
+            foreach (var (state, label) in new[] { (DeviceState.AtTarget, "at_target"), (DeviceState.Pending, "pending"), (DeviceState.Failed, "failed"), (DeviceState.Unreachable, "unreachable"), (DeviceState.Held, "held") })
+                Metrics.Set("fleet_rollout_devices", "Devices of a group's rollout by state (at_target, pending, failed, unreachable, held).", view.Count(state), $"group=\"{r.Group}\",state=\"{label}\"");
+            Metrics.Set("fleet_rollout_wave", "The rollout's current wave (1-based).", r.Wave + 1, $"group=\"{r.Group}\"");
+            var released = await _rolloutStore.StepAsync(view, _clock.GetUtcNow(), ct);
+            if (released.Count > 0)
+            {
+                await RefreshRolloutsAsync(ct);
+                await _rolloutStore.NudgeAsync(store, released, ct);
+            }
         }
     }
 
@@ -341,6 +383,20 @@ public sealed class FleetUpdater
             pre[i] = d;
             apps[i] = app;
             records[i] = new ReportRecord(id, msg.Appname, msg.VersionNumber, d is null ? tag : null);
+        }
+
+        if (pre.Any(d => d?.Kind == DecisionKind.Held) && await RefreshRolloutsAsync(ct))
+        {
+            // a rollout moved since this updater last looked (e.g. a wave was just released): decide those again
+            for (int i = 0; i < entries.Count; i++)
+            {
+                if (pre[i]?.Kind != DecisionKind.Held) continue;
+                var msg = WireCodec.DecodeVersion(entries[i].Payload!);
+                var (d, app, tag) = await PreDecideAsync(msg, ct);
+                pre[i] = d;
+                apps[i] = app;
+                records[i] = records[i] with { WantTag = d is null ? tag : null };
+            }
         }
 
         var claims = await store.DecideAsync(records, _clock.GetUtcNow(), _cfg.RetryAfter, StaleAfter, Consumer, ct);
@@ -397,7 +453,14 @@ public sealed class FleetUpdater
     /// <summary>Everything that needs no shared state: a decision, or null and the tag to claim an update to.</summary>
     private async Task<(Decision? Decision, AppEntry? App, string? Tag)> PreDecideAsync(VersionMessage msg, CancellationToken ct)
     {
-        if (!_cfg.Apps.TryGetValue(msg.Appname, out var app) || TargetOf(app) is not { } target)
+        VersionTarget? rolloutTarget = null;
+        if (_rollouts.TryGetValue(msg.Appname, out var rollout) && _cfg.Apps.ContainsKey(msg.Appname))
+        {
+            if (rollout.HeldReason(msg.Appname) is { } held)
+                return (new Decision(DecisionKind.Held, msg.Appname, msg.VersionNumber, rollout.Target, held), _cfg.Apps[msg.Appname], null);
+            rolloutTarget = VersionTarget.Parse(rollout.Target);
+        }
+        if (!_cfg.Apps.TryGetValue(msg.Appname, out var app) || (rolloutTarget ?? TargetOf(app)) is not { } target)
             return (new Decision(DecisionKind.NotListed, msg.Appname, msg.VersionNumber, null, "not listed in APPS_TO_UPDATE; ignored"), app, null);
 
         if (!target.IsRange && SameVersion(msg.VersionNumber, target.Text))
