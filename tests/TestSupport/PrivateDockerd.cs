@@ -5,14 +5,18 @@ namespace TestSupport;
 /// <summary>
 /// A Docker engine of the test's own, for faults that must not touch the shared engine: it can be
 /// restarted (<see cref="Restart"/>) and its data root can be a small tmpfs so that the disk fills
-/// up (<c>dataRootMiB</c>). It runs without iptables and without docker0 (the shared engine owns
-/// those); a Compose project network still gets its own bridge from a private address pool, and
-/// published ports go through docker-proxy.
+/// up (<c>dataRootMiB</c>). It runs without iptables and leaves docker0 alone (the shared engine owns
+/// those): its default network is a bridge of its own (<see cref="Bridge"/>), made here and deleted on
+/// dispose. Not <c>--bridge none</c>: a dockerd started so deletes the host's docker0 (moby removes the
+/// default bridge interface when the bridge is disabled), which broke `docker run`/`docker build` with a
+/// RUN step on the shared engine for the rest of the run. Its networks come from an address pool of its
+/// own; published ports go through docker-proxy.
 /// </summary>
 public sealed class PrivateDockerd : IDisposable
 {
     private readonly TempDir _dir = new("private-dockerd");
     private readonly string? _tmpfs;
+    private readonly string _pool;
     private Process? _process;
 
     public PrivateDockerd(int? dataRootMiB = null)
@@ -28,8 +32,17 @@ public sealed class PrivateDockerd : IDisposable
         }
 
         Host = $"unix://{_dir.File("docker.sock")}";
+        var n = Random.Shared.Next(0, 0x10000);
+        Bridge = $"appm{n:x4}";
+        _pool = $"10.{200 + (n % 50)}.0.0/16";
+        var bridge = Cmd.Run("ip", ["link", "add", Bridge, "type", "bridge"]);
+        Requires.Component("bridge interfaces", bridge.ExitCode == 0, $"cannot add bridge {Bridge} ({bridge.Stderr.Trim()}): a private dockerd needs `ip link add` (iproute2, root)");
+        Cmd.Run("ip", ["link", "set", Bridge, "up"]);
         Start();
     }
+
+    /// <summary>The bridge interface of this engine's default network.</summary>
+    public string Bridge { get; }
 
     /// <summary>The engine endpoint, for DOCKER_HOST or the sub-module's docker_host.</summary>
     public string Host { get; }
@@ -83,8 +96,8 @@ public sealed class PrivateDockerd : IDisposable
                  {
                      "sh", "-c", "exec \"$@\" >>\"$0\" 2>&1", log,
                      "dockerd", "--host", Host, "--data-root", DataRoot, "--exec-root", _dir.Dir("exec"),
-                     "--pidfile", _dir.File("docker.pid"), "--bridge", "none", "--iptables=false", "--ip6tables=false",
-                     "--default-address-pool", "base=10.231.0.0/16,size=24", "--shutdown-timeout", "2",
+                     "--pidfile", _dir.File("docker.pid"), "--bridge", Bridge, "--iptables=false", "--ip6tables=false",
+                     "--default-address-pool", $"base={_pool},size=24", "--shutdown-timeout", "2",
                  })
         {
             psi.ArgumentList.Add(a);
@@ -139,6 +152,7 @@ public sealed class PrivateDockerd : IDisposable
         }
 
         Stop();
+        Cmd.Run("ip", ["link", "del", Bridge]);
         Cmd.Run("umount", ["-R", _dir.File("exec")]);
         if (_tmpfs is not null)
         {
