@@ -13,6 +13,7 @@ namespace Fleet.Updater;
 /// <code>
 /// fleet-updater [--config FILE] [--check]
 /// fleet-updater [--config FILE] rollout start|status|pause|resume|abort ...   (the operator's CLI, <see cref="RolloutCommand"/>)
+/// fleet-updater [--config FILE] target set|clear|reset|list ...               (run-time targets, <see cref="TargetCommand"/>)
 /// </code>
 /// Config: FILE, else $FLEET_UPDATER_CONFIG, else /etc/fleet/updater.toml if present; the seed's environment
 /// variables override it (see UpdaterConfig.Load). --check validates the targets against the registry, prints one
@@ -35,16 +36,17 @@ public static class Program
     {
         string? configPath = null;
         bool check = false;
-        string[]? rollout = null;
-        for (int i = 0; i < args.Length && rollout is null; i++)
+        string[]? rollout = null, target = null;
+        for (int i = 0; i < args.Length && rollout is null && target is null; i++)
         {
             switch (args[i])
             {
                 case "rollout": rollout = args[(i + 1)..]; break;
+                case "target": target = args[(i + 1)..]; break;
                 case "--config" when i + 1 < args.Length: configPath = args[++i]; break;
                 case "--check": check = true; break;
                 case "-h" or "--help":
-                    Console.Out.WriteLine("usage: fleet-updater [--config FILE] [--check]\n" + RolloutCommand.Usage);
+                    Console.Out.WriteLine("usage: fleet-updater [--config FILE] [--check]\n" + RolloutCommand.Usage + "\n" + TargetCommand.Usage);
                     return 0;
                 default: throw new UsageException($"unknown argument '{args[i]}'; usage: fleet-updater [--config FILE] [--check]");
             }
@@ -63,6 +65,7 @@ public static class Program
 
         using var shutdown = new ShutdownSignal();
         if (rollout is not null) return await RolloutCommand.RunAsync(cfg, rollout, shutdown.Token);
+        if (target is not null) return await TargetCommand.RunAsync(cfg, target, shutdown.Token);
         if (check)
         {
             var bus0 = new NoBus();

@@ -376,18 +376,20 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         """);
 
     /// <summary>Runs <c>fleet-updater rollout ...</c> to its end: exit code, stdout, stderr.</summary>
-    private static (int Code, string Out, string Err) Ctl(string conf, Dictionary<string, string?> env, params string[] args)
+    private static (int Code, string Out, string Err) Ctl(string conf, Dictionary<string, string?> env, params string[] args) =>
+        Run(conf, env, ["rollout", .. args]);
+
+    private static (int Code, string Out, string Err) Run(string conf, Dictionary<string, string?> env, string[] args)
     {
         var psi = new ProcessStartInfo(Repo.Binary("fleet-updater")) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
         psi.ArgumentList.Add("--config");
         psi.ArgumentList.Add(conf);
-        psi.ArgumentList.Add("rollout");
         foreach (var a in args) psi.ArgumentList.Add(a);
         foreach (var (k, v) in env) psi.Environment[k] = v;
         using var p = Process.Start(psi)!;
         var err = p.StandardError.ReadToEndAsync();
         var stdout = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(60_000), "fleet-updater rollout " + string.Join(' ', args) + " did not end");
+        Assert.True(p.WaitForExit(60_000), "fleet-updater " + string.Join(' ', args) + " did not end");
         return (p.ExitCode, stdout, err.Result);
     }
 
@@ -473,7 +475,7 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
     public async Task A_first_wave_with_failing_devices_halts_the_rollout_before_the_next_wave_and_status_names_them()
     {
         await using var f = NewFleet();
-        var apps = Enumerable.Range(1, 12).Select(i => $"h{i:D2}").ToArray();
+        var apps = Enumerable.Range(1, 30).Select(i => $"h{i:D2}").ToArray();
         using var tmp = new TempDir("fleet-halt");
         var conf = RolloutConf(tmp, f, "fleet", apps);
         var env = f.Env(apps, "1.0").Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
@@ -492,18 +494,18 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         Assert.Equal(2, range.Code);
         Assert.Contains("is a range", range.Err);
 
-        var started = Ctl(conf, env, "start", "fleet", "2.0", "--waves", "4,50%");
+        var started = Ctl(conf, env, "start", "fleet", "2.0", "--waves", "10,50%"); // 10, then 15, then 30
         Assert.True(started.Code == 0, started.Err);
         await WaitUntil(() => H("status") == "halted", "the rollout halts", 120);
 
         Assert.Equal("0", H("wave"));
         Assert.Matches(@"wave 1 of 3: [1-3] device\(s\) failed 2\.0 \(at most 0 allowed\): h0[1-3]: health gate failed", H("reason"));
         await WaitUntil(() => new[] { "h01", "h02", "h03" }.All(x => fx.Redis.Cli("HGET", f.Prefix + ":cmd:" + x, "status") == "failure"), "every failure of the first wave is recorded");
-        Assert.DoesNotContain(apps[4..], x => f.FirstReceived.ContainsKey(x));
+        Assert.DoesNotContain(apps[10..], x => f.FirstReceived.ContainsKey(x));
         var s = StatusJson(conf, env, "fleet", expectCode: 6);
         Assert.Equal("halted", s.GetProperty("status").GetString());
         Assert.Equal(3, s.GetProperty("counts").GetProperty("failed").GetInt32());
-        Assert.Equal(8, s.GetProperty("counts").GetProperty("held").GetInt32());
+        Assert.Equal(20, s.GetProperty("counts").GetProperty("held").GetInt32());
         var failed = s.GetProperty("devices").EnumerateArray().Where(d => d.GetProperty("state").GetString() == "failed").ToList();
         Assert.Equal(["h01", "h02", "h03"], failed.Select(d => d.GetProperty("app").GetString()));
         Assert.All(failed, d => Assert.Contains("health gate failed", d.GetProperty("message").GetString()));
@@ -518,8 +520,58 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         Assert.True(abort.Code == 0, abort.Err);
         Assert.Equal("aborted", H("status"));
         u.Kill();
-        Assert.DoesNotContain(apps[4..], x => f.FirstReceived.ContainsKey(x));
+        Assert.DoesNotContain(apps[10..], x => f.FirstReceived.ContainsKey(x));
     }
+
+    [Fact]
+    public async Task Targets_set_cleared_and_reset_with_the_cli_apply_without_a_restart_and_list_answers_on_stdout()
+    {
+        await using var f = NewFleet();
+        string[] apps = ["t1", "t2"];
+        using var tmp = new TempDir("fleet-target");
+        var conf = RolloutConf(tmp, f, "pair", apps);
+        var env = f.Env(apps, "1.0").Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        await f.StartDevicesAsync(apps, "1.0", TimeSpan.FromMilliseconds(100), TimeSpan.FromMilliseconds(500));
+        using var u = Start(conf, env);
+        await WaitUntil(() => apps.All(x => Observed(f, x) == "1.0"), "both devices' reports are recorded");
+
+        var set = Target(conf, env, "set", "t1", "~2.0");
+        Assert.True(set.Code == 0, set.Err);
+        Assert.Equal("", set.Out);
+        await WaitUntil(() => Observed(f, "t1") == "2.0", "t1 runs the run-time target");
+        Assert.False(f.Executed.ContainsKey("t2"));
+
+        var clear = Target(conf, env, "clear", "t2");
+        Assert.True(clear.Code == 0, clear.Err);
+        var list = Target(conf, env, "list", "--json");
+        Assert.True(list.Code == 0, list.Err);
+        using (var doc = System.Text.Json.JsonDocument.Parse(list.Out))
+        {
+            var rows = doc.RootElement.EnumerateArray().ToDictionary(r => r.GetProperty("app").GetString()!);
+            Assert.Equal("~2.0", rows["t1"].GetProperty("runtime").GetString());
+            Assert.Equal("~2.0", rows["t1"].GetProperty("effective").GetString());
+            Assert.Equal("1.0", rows["t1"].GetProperty("configured").GetString());
+            Assert.Equal("", rows["t2"].GetProperty("runtime").GetString());
+            Assert.Equal(System.Text.Json.JsonValueKind.Null, rows["t2"].GetProperty("effective").ValueKind);
+        }
+        var reset = Target(conf, env, "reset", "t1");
+        Assert.True(reset.Code == 0, reset.Err);
+        Assert.Equal("0", fx.Redis.Cli("HEXISTS", f.Prefix + ":targets", "t1"));
+        Assert.Matches(@"t1\s+1\.0\s+-\s+1\.0\s+-", Target(conf, env, "list").Out);
+        await WaitUntil(() => Observed(f, "t1") == "1.0", "t1 is back at its configured target");
+
+        var bad = Target(conf, env, "set", "nosuchapp", "2.0");
+        Assert.Equal(2, bad.Code);
+        Assert.Contains("'nosuchapp' is not a configured app", bad.Err);
+        var badVersion = Target(conf, env, "set", "t1", "not a version");
+        Assert.Equal(2, badVersion.Code);
+        u.Kill();
+        Assert.Equal(2, f.Executed["t1"]);
+        Assert.False(f.Executed.ContainsKey("t2"));
+    }
+
+    private static (int Code, string Out, string Err) Target(string conf, Dictionary<string, string?> env, params string[] args) =>
+        Run(conf, env, ["target", .. args]);
 
     private static Proc Start(string conf, Dictionary<string, string?> env)
     {
