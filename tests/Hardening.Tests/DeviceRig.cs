@@ -304,6 +304,23 @@ public sealed class DeviceRig : IDisposable
         return line?.Split(':', 2)[1].Trim().Split(' ')[0];
     }
 
+    /// <summary>
+    /// After a hostile artifact <paramref name="name"/> was refused: v1 serves from the same container
+    /// (<paramref name="container"/>, so it was refused before v1 was stopped), the store is settled on v1 with the
+    /// same committed version as <paramref name="before"/>, and nothing was written where the corpus aims outside.
+    /// </summary>
+    public void AssertV1Untouched(string name, StoreState before, string container, CmdResult attempt)
+    {
+        Assert.Equal("web 1.0", Answer());
+        Assert.True(container == WebContainer(), $"{name}: v1's container was replaced (the artifact was refused only after v1 was stopped): {attempt}");
+        var after = AssertSettled("v1");
+        Assert.Equal(before.Committed, after.Committed);
+        foreach (var escaped in new[] { "/tmp/evil", "/tmp/evil.yml", "/etc/cron.d/evil" })
+        {
+            Assert.False(File.Exists(escaped), $"{escaped} exists: something escaped");
+        }
+    }
+
     /// <summary>`app simulate` of <paramref name="artifact"/> through the real binary, on this device's store and sub-modules.</summary>
     public CmdResult Simulate(string artifact) =>
         Cmd.Run(Repo.Binary("app"), ["simulate", artifact], new Dictionary<string, string?> { ["MENDER_APP_CONFIG"] = Path.Combine(Client.EtcDir, "mender-app.conf") }, timeout: TimeSpan.FromMinutes(10));
