@@ -83,38 +83,8 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta, AppConfi
     /// <see cref="CheckAsync"/>; delta images as rebuilt by <see cref="PrepareAsync"/> when it ran) and what
     /// the engine holds (the sub-module's STORAGE). Read-only.
     /// </summary>
-    public async Task<InstallPlan> PlanAsync(InstallStep step, RunningVersion? running, IReadOnlyList<string> manifests, IReadOnlyList<PlanCheck> earlier, CancellationToken ct)
-    {
-        EngineStorage? storage = null;
-        string? unknown = null;
-        if (!config.EngineDiskCheck)
-        {
-            unknown = $"{AppConfig.Keys.EngineDiskCheck} = false in the config";
-        }
-        else
-        {
-            var r = await step.Runner.CallAsync(step.Executable, new SubModuleCall.Storage(), step.Environment, ct, logStdout: false).ConfigureAwait(false);
-            try
-            {
-                storage = r.Succeeded ? EngineStorage.Parse(r.Stdout) : null;
-                unknown = r.Succeeded ? null : $"the sub-module {Path.GetFileName(step.Executable)} did not answer STORAGE ({SubModuleRunner.Output(r).Split('\n').LastOrDefault()}); an older or reference sub-module has no such call";
-            }
-            catch (FormatException e)
-            {
-                unknown = $"the sub-module's STORAGE answer is not usable: {e.Message}";
-            }
-
-            if (unknown is not null)
-            {
-                Log.Warning($"the engine's disk space is not checked: {unknown}");
-            }
-        }
-
-        var images = _images.Select(PlanImageOf).ToArray();
-        var tmp = tree.TmpDir;
-        return InstallPlanner.Plan(new PlanInput(Application, Version, Orchestrator, Platform, images, manifests, running, storage, unknown,
-            tmp, FreeSpace.Of(tmp), TmpFloorBytes, config.EngineDiskMarginBytes, earlier));
-    }
+    public Task<InstallPlan> PlanAsync(InstallStep step, RunningVersion? running, IReadOnlyList<string> manifests, IReadOnlyList<PlanCheck> earlier, CancellationToken ct) =>
+        InstallPlanning.PlanAsync(this, step, config, _images.Select(PlanImageOf).ToArray(), running, manifests, earlier, TmpFloorBytes, ct);
 
     private PlanImage PlanImageOf(ImageEntry i)
     {

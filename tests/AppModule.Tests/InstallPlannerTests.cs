@@ -131,4 +131,34 @@ public sealed class InstallPlannerTests
         Assert.Contains("needs 16.0 MiB in /tmp, only 1.0 MiB free", plan.Checks[2].Message, StringComparison.Ordinal);
         Assert.Contains("\"engine_disk\"", plan.ToJson(), StringComparison.Ordinal);
     }
+
+    private static PlanImage Pulled(string url, params (string Diff, long CompressedSize)[] layers) =>
+        new(url, "sha256:" + new string('2', 64), "pull", null, null, null, layers.Select(l => new ImageLayer(l.Diff, l.CompressedSize, LayerSource.Pulled)).ToArray());
+
+    [Fact]
+    public void A_pull_counts_the_registry_s_compressed_sizes_as_a_lower_bound_refusing_only_what_cannot_fit()
+    {
+        // 20 MiB of new compressed layers plus the largest download (15 MiB) kept while it unpacks: at least 35 MiB.
+        var image = Pulled("registry:5000/web:2", (Diffs[0], 5 * MiB), (Diffs[1], 15 * MiB), (Diffs[2], 5 * MiB));
+        var refused = InstallPlanner.Plan(Input(Docker(30 * MiB, Diffs[0]), image));
+        Assert.Equal(35 * MiB, refused.EngineDisk.Needed);
+        Assert.True(refused.EngineDisk.AtLeast);
+        Assert.False(refused.EngineDisk.Fits);
+        Assert.All(refused.Images[0].Layers, l => Assert.Equal("pulled", l.Source));
+        var message = Assert.Single(refused.Checks, c => c.Name == "engine-disk" && !c.Passed).Message;
+        Assert.Contains("need at least 35.0 MiB (36700160 bytes: 2 new layer(s) of 20.0 MiB (compressed, as the registry lists them; they unpack larger), plus 15.0 MiB for the largest layer download the engine unpacks while pulling; 1 of 3 layer(s) already there)", message, StringComparison.Ordinal);
+        Assert.Contains("only 30.0 MiB (31457280 bytes) are free there; nothing was stopped", message, StringComparison.Ordinal);
+
+        // A lower bound that fits does not tell that the unpacked layers fit: not refused, and said so.
+        var roomy = InstallPlanner.Plan(Input(Docker(500 * MiB, Diffs[0]), image));
+        Assert.Null(roomy.EngineDisk.Fits);
+        Assert.DoesNotContain(roomy.Checks, c => c.Name == "engine-disk");
+        Assert.Contains("the layers unpack to more than that", roomy.EngineDisk.Detail, StringComparison.Ordinal);
+        Assert.True(roomy.WouldInstall);
+
+        // Every layer present: nothing to download, nothing needed.
+        var present = InstallPlanner.Plan(Input(Docker(10 * MiB, Diffs[..3]), image));
+        Assert.Equal(0, present.EngineDisk.Needed);
+        Assert.True(present.EngineDisk.Fits);
+    }
 }

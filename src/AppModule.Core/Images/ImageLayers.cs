@@ -14,11 +14,14 @@ public enum LayerSource
 
     /// <summary>A deep delta leaves it out: the base image on the device has it.</summary>
     FromBase,
+
+    /// <summary>The engine pulls it from a registry (the fleet agent): its size is the compressed blob's, a lower bound of the unpacked layer.</summary>
+    Pulled,
 }
 
 /// <summary>One layer of an image, as its config's <c>rootfs.diff_ids</c> names it.</summary>
 /// <param name="DiffId">sha256 of the uncompressed layer tar ("sha256:...")</param>
-/// <param name="Size">bytes of the uncompressed layer tar; null when not known (a deep delta's changed layer before it is rebuilt)</param>
+/// <param name="Size">bytes of the uncompressed layer tar; null when not known (a deep delta's changed layer before it is rebuilt); for a <see cref="LayerSource.Pulled"/> layer the compressed blob's size</param>
 public sealed record ImageLayer(string DiffId, long? Size, LayerSource Source = LayerSource.Carried);
 
 /// <summary>

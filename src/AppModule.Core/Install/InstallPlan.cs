@@ -7,7 +7,7 @@ using AppModule.Core.SubModules;
 namespace AppModule.Core.Install;
 
 /// <summary>One image an artifact brings, as the planner sees it.</summary>
-/// <param name="Kind">full, delta (whole-image VCDIFF) or deep-delta (per layer)</param>
+/// <param name="Kind">full, delta (whole-image VCDIFF), deep-delta (per layer), or pull (the engine pulls it from a registry; LoadBytes null)</param>
 /// <param name="BaseId">for a delta: the image ID it was made against (sums-current)</param>
 /// <param name="LoadBytes">the size of the archive LOAD hands to the engine (a full image's image.img; a delta's rebuilt image, null until rebuilt)</param>
 /// <param name="Layers">the new image's layers; empty when not known (a whole-image delta before it is rebuilt)</param>
@@ -124,11 +124,13 @@ public static class InstallPlanner
         long staged = 0;
         var unknownNew = 0;
         var unknownStaged = false;
+        var pulled = false; // sizes of pulled layers are compressed ones: the need is a lower bound
         foreach (var image in input.Images)
         {
             var chains = ImageLayers.ChainIds(image.Layers.Select(l => l.DiffId));
             var layers = new List<PlannedLayer>();
             long? imageNew = 0;
+            long largestPulled = 0;
             for (var i = 0; i < image.Layers.Count; i++)
             {
                 var l = image.Layers[i];
@@ -144,6 +146,11 @@ public static class InstallPlanner
                 {
                     imageNew += size;
                     newBytes += size;
+                    if (l.Source == LayerSource.Pulled)
+                    {
+                        pulled = true;
+                        largestPulled = Math.Max(largestPulled, size);
+                    }
                 }
                 else
                 {
@@ -171,6 +178,10 @@ public static class InstallPlanner
             {
                 staged = Math.Max(staged, load);
             }
+            else if (image.Kind == "pull")
+            {
+                staged = Math.Max(staged, largestPulled); // a pull keeps a downloaded blob under the data root until it is unpacked
+            }
             else
             {
                 unknownStaged = true;
@@ -180,7 +191,7 @@ public static class InstallPlanner
                 layers.Count(l => l.Present), layers.Count(l => !l.Present), engine is null ? null : imageNew));
         }
 
-        var engineDisk = EngineDisk(input, planned, newBytes, unknownNew, staged, unknownStaged);
+        var engineDisk = EngineDisk(input, planned, newBytes, unknownNew, staged, unknownStaged, pulled);
         if (engineDisk.Fits is { } fits)
         {
             checks.Add(new PlanCheck("engine-disk", fits, engineDisk.Detail));
@@ -201,7 +212,7 @@ public static class InstallPlanner
             input.Running, new StartStep(input.Version, input.Orchestrator, input.Images.Select(i => i.Url).ToArray(), input.Manifests), true, checks);
     }
 
-    private static DiskNeed EngineDisk(PlanInput input, IReadOnlyList<PlannedImage> planned, long newBytes, int unknownNew, long staged, bool unknownStaged)
+    private static DiskNeed EngineDisk(PlanInput input, IReadOnlyList<PlannedImage> planned, long newBytes, int unknownNew, long staged, bool unknownStaged, bool pulled)
     {
         var margin = input.EngineMarginBytes;
         if (input.Engine is not { } engine)
@@ -212,11 +223,12 @@ public static class InstallPlanner
 
         var copies = Math.Max(1, engine.CopiesPerLayer);
         var needed = newBytes * copies + (engine.StagesArchive ? staged : 0);
-        var atLeast = unknownNew > 0 || (engine.StagesArchive && unknownStaged);
+        var atLeast = unknownNew > 0 || (engine.StagesArchive && unknownStaged) || pulled;
         var layers = planned.Sum(i => i.Layers.Count);
         var present = planned.Sum(i => i.PresentLayers);
-        var parts = $"{planned.Sum(i => i.NewLayers)} new layer(s) of {Mib(newBytes)}{(copies > 1 ? $" stored {copies} times (content blob and unpacked snapshot)" : string.Empty)}"
-                    + (engine.StagesArchive ? $", plus {Mib(staged)} for the largest archive the engine unpacks while loading" : string.Empty)
+        var pulledOnly = planned.Count > 0 && planned.All(i => i.Kind == "pull");
+        var parts = $"{planned.Sum(i => i.NewLayers)} new layer(s) of {Mib(newBytes)}{(pulled ? " (compressed, as the registry lists them; they unpack larger)" : string.Empty)}{(copies > 1 ? $" stored {copies} times (content blob and unpacked snapshot)" : string.Empty)}"
+                    + (engine.StagesArchive ? $", plus {Mib(staged)} for the largest {(pulledOnly ? "layer download" : "archive")} the engine unpacks while {(pulledOnly ? "pulling" : "loading")}" : string.Empty)
                     + $"; {present} of {layers} layer(s) already there";
         var what = $"{(atLeast ? "at least " : string.Empty)}{Mib(needed)} ({needed} bytes: {parts}) and a margin of {Mib(margin)} (engine_disk_margin_mib)";
         if (engine.FreeBytes is not { } free)
@@ -229,7 +241,7 @@ public static class InstallPlanner
         var detail = fits == false
             ? $"the images of {input.Version} need {what} on the engine's data root {engine.DataRoot}, but only {Mib(free)} ({free} bytes) are free there; nothing was stopped. Free {Mib(needed + margin - free)} there (remove images, containers or volumes no longer needed: docker image prune / docker system df; for containerd: ctr images rm) or lower engine_disk_margin_mib in mender-app.conf, then retry"
             : $"the images of {input.Version} need {what} on the engine's data root {engine.DataRoot}; {Mib(free)} ({free} bytes) are free there"
-              + (fits is null ? "; the rest is known once the deltas are rebuilt" : string.Empty);
+              + (fits is null ? (pulled && unknownNew == 0 ? "; the layers unpack to more than that, so it may not fit (checked by the pull itself)" : "; the rest is known once the deltas are rebuilt") : string.Empty);
         return new DiskNeed("engine data root", engine.DataRoot, needed, atLeast, margin, free, fits, detail);
     }
 
@@ -237,6 +249,7 @@ public static class InstallPlanner
     {
         LayerSource.Delta => "delta",
         LayerSource.FromBase => "from-base",
+        LayerSource.Pulled => "pulled",
         _ => "carried",
     };
 

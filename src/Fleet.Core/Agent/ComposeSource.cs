@@ -1,3 +1,5 @@
+using AppModule.Core;
+using AppModule.Core.Images;
 using AppModule.Core.Install;
 using AppModule.Core.Policy;
 using AppModule.Core.Store;
@@ -8,12 +10,20 @@ namespace Fleet.Core.Agent;
 
 /// <summary>
 /// A fleet command's compose file as an install input of the <see cref="InstallEngine"/>: the file (and the
-/// directory's <c>.env</c>, when there is one) become the composition's manifests; its images are pulled
-/// during the pre-checks (a tag that cannot be pulled refuses the install before anything stops).
+/// directory's <c>.env</c>, when there is one) become the composition's manifests. Its images are resolved in
+/// the registry during the pre-checks (image ID, layers, compressed sizes), checked against the engine's disk
+/// by the same planning as an artifact's (<see cref="InstallPlanning"/>: the sub-module's STORAGE and
+/// <see cref="InstallPlanner"/>), and only then pulled; a tag that cannot be pulled, or images that do not fit,
+/// refuse the install before anything stops. An image the agent cannot resolve (a registry it cannot read) is
+/// pulled at once, without the disk check, with a warning.
 /// </summary>
-public sealed class ComposeSource(string application, string version, string fileName, string text, string directory, ImagePuller puller, Origin origin) : IInstallSource
+/// <param name="config">the engine's config (engine_disk_check, engine_disk_margin_mib)</param>
+public sealed class ComposeSource(string application, string version, string fileName, string text, string directory, ImagePuller puller, Origin origin, AppConfig config) : IInstallSource
 {
     public const string EnvFile = ".env";
+
+    private readonly List<(string Reference, string Id)> _toPull = [];
+    private readonly List<PlanImage> _planned = [];
 
     public string Application => application;
 
@@ -49,10 +59,29 @@ public sealed class ComposeSource(string application, string version, string fil
             throw new InstallException("pre-check", $"{fileName} of {application}", "no service names an image; the agent installs pulled images only");
         }
 
+        _toPull.Clear();
+        _planned.Clear();
         var refs = new List<ImageRef>();
         foreach (var reference in images.Select(i => i.Image).Distinct(StringComparer.Ordinal))
         {
-            refs.Add(await puller.PullAsync(reference, ct).ConfigureAwait(false));
+            var (remote, why) = config.EngineDiskCheck ? await puller.ResolveAsync(reference, Platform, ct).ConfigureAwait(false) : (null, null);
+            if (remote is null)
+            {
+                if (why is not null)
+                {
+                    Log.Warning($"the engine's disk space is not checked for {reference}: {why}; pulling it now");
+                }
+
+                refs.Add(await puller.PullAsync(reference, ct).ConfigureAwait(false));
+                continue;
+            }
+
+            // Pulled after the disk check (PrepareAsync). The layers' sizes are the registry's compressed ones: a lower bound of what they unpack to.
+            var id = remote.Id.StartsWith("sha256:", StringComparison.Ordinal) ? remote.Id[7..] : remote.Id;
+            _toPull.Add((reference, id));
+            _planned.Add(new PlanImage(reference, remote.Id, "pull", null, null, null,
+                remote.Layers.Select(l => new ImageLayer(l.DiffId, l.CompressedSize, LayerSource.Pulled)).ToArray()));
+            refs.Add(new ImageRef(reference, id));
         }
 
         return refs;
@@ -68,10 +97,27 @@ public sealed class ComposeSource(string application, string version, string fil
         }
     }
 
-    public Task PrepareAsync(InstallStep step, CancellationToken ct)
+    /// <summary>The engine-disk pre-check of the images still to pull, then the pulls (each must bring the image the registry named).</summary>
+    public async Task PrepareAsync(InstallStep step, CancellationToken ct)
     {
-        Log.Info($"pre-checks passed: {application} {version}, every image pulled");
-        return Task.CompletedTask;
+        var detail = "not checked (every image was pulled during the pre-checks)";
+        if (_toPull.Count > 0)
+        {
+            var plan = await InstallPlanning.PlanAsync(this, step, config, _planned, null, [], [], 0, ct).ConfigureAwait(false);
+            plan.ThrowIfRefused("engine-disk");
+            detail = plan.EngineDisk.Detail;
+            foreach (var (reference, id) in _toPull)
+            {
+                var pulled = await puller.PullAsync(reference, ct).ConfigureAwait(false);
+                if (pulled.Id != id)
+                {
+                    throw new InstallException("pull", reference,
+                        $"the engine pulled image {pulled.Id[..12]}, but the registry named {id[..12]} when the install was checked (the tag moved, or the engine keeps images under another ID); nothing was stopped. Retry the command");
+                }
+            }
+        }
+
+        Log.Info($"pre-checks passed: {application} {version}, every image pulled; engine disk: {detail}");
     }
 
     /// <summary>The images were pulled during the pre-checks: nothing left to load.</summary>

@@ -4,6 +4,7 @@ using AppModule.Core.Store;
 using AppModule.Engine;
 using AppModule.Runtime;
 using Fleet.Core.Bus;
+using Fleet.Core.Registry;
 using Fleet.Core.Security;
 using Fleet.Core.State;
 using Fleet.Core.Wire;
@@ -14,7 +15,7 @@ namespace Fleet.Core.Agent;
 /// <c>down</c>, <c>restart</c> and <c>update</c> on its RPC name, and publishes each app's version (the image tag
 /// of the version the store says runs) at start, after every change and periodically.
 /// Every change goes through the device's one <see cref="InstallEngine"/> and its store, the same as a Mender
-/// deployment: pre-checks (here the pull), STOP, ROLLOUT through the docker-compose sub-module, health gate with
+/// deployment: pre-checks (here the engine-disk check of what the pull brings, then the pull), STOP, ROLLOUT through the docker-compose sub-module, health gate with
 /// soak, commit, rollback to the last-known-good, cleanup of images no kept composition uses.</summary>
 public sealed class FleetAgent
 {
@@ -37,7 +38,8 @@ public sealed class FleetAgent
         _bus = bus;
         var env = cfg.SubModuleConfig is null ? null : new Dictionary<string, string?> { ["MENDER_APP_DOCKER_COMPOSE_CONF"] = cfg.SubModuleConfig };
         _engine = new InstallEngine(cfg.Engine, env, (app, step, detail) => Event(app, step, detail));
-        _puller = new ImagePuller(cfg.DockerCli);
+        // The registry is read only to plan the pull (layers and sizes for the engine-disk pre-check); the engine pulls with its own settings.
+        _puller = new ImagePuller(cfg.DockerCli, new RegistryClient(new RegistryOptions { MaxAttempts = 2, RequestTimeout = TimeSpan.FromSeconds(10) }, log: m => Log.Info(m)));
         _verifier = cfg.HmacKey is null ? null : new CommandVerifier(cfg.HmacKey, cfg.RpcName, cfg.MaxCommandTtl);
         _reports = cfg.ReportStream && bus is RedisFleetBus r ? new FleetState(r.Database, new FleetStateOptions { Prefix = cfg.StatePrefix }) : null;
     }
@@ -233,7 +235,7 @@ public sealed class FleetAgent
     {
         try
         {
-            await _engine.InstallAsync(new ComposeSource(app.Name, version, fileName, text, app.Directory, _puller, origin), ct);
+            await _engine.InstallAsync(new ComposeSource(app.Name, version, fileName, text, app.Directory, _puller, origin, _cfg.Engine), ct);
             await _engine.CommitAsync(app.Name, version, "commit", ct);
         }
         catch (Exception e) when (e is InstallException or StoreException or IOException)
@@ -369,6 +371,8 @@ public sealed class FleetAgent
             await PublishVersionAsync(app, CancellationToken.None);
             if (e.Step == "pull")
                 return new DockerCommandResponse(false, $"pull of {e.Subject} failed, nothing changed: {e.Message}");
+            if (e.Step == "pre-check")
+                return new DockerCommandResponse(false, $"update to {newVersion} refused by the pre-check, nothing changed: {e.Message}");
             var rollback = e.Step == "rollback" ? "" : $"; rolled back to {CurrentVersion(app)}";
             return new DockerCommandResponse(false, $"update to {newVersion} failed: {e.Message}{rollback}");
         }

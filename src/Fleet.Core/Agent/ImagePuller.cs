@@ -1,15 +1,40 @@
+using AppModule.Core.Images;
 using AppModule.Core.Install;
 using AppModule.Core.Store;
 using AppModule.Runtime;
+using Fleet.Core.Registry;
 
 namespace Fleet.Core.Agent;
 
 /// <summary>
 /// Gets a fleet version's images onto the device: <c>docker pull</c> of each reference, then its image ID,
 /// which the store records (so a later rollback or cleanup names the image, not a tag that may have moved).
+/// Before a pull, <see cref="ResolveAsync"/> asks the registry what the pull would bring (image ID, layers and
+/// their compressed sizes), so the engine-disk pre-check can run before anything is written.
 /// </summary>
-public sealed class ImagePuller(string dockerCli)
+/// <param name="registry">the registry client the agent reads manifests with; null: never resolved (pulled as they are)</param>
+public sealed class ImagePuller(string dockerCli, RegistryClient? registry = null)
 {
+    /// <summary>
+    /// What the registry holds for <paramref name="reference"/> on <paramref name="platform"/>, or why it cannot be
+    /// told: then the caller pulls without the disk pre-check (the engine reaches registries with its own
+    /// settings, daemon.json and certs.d, which the agent does not read).
+    /// </summary>
+    public async Task<(RemoteImage? Image, string? Why)> ResolveAsync(string reference, string platform, CancellationToken ct)
+    {
+        if (registry is null) return (null, "the agent reads no registry");
+        if (!ImageReference.TryParse(reference, out var parsed, out var error)) return (null, $"{reference} is not an image reference the agent can resolve ({error})");
+        try
+        {
+            var image = await registry.RemoteImageAsync(parsed.WithoutTagOrDigest(), parsed.Digest ?? parsed.Tag ?? ImageReference.DefaultTag, platform, ct).ConfigureAwait(false);
+            return (image, null);
+        }
+        catch (Exception e) when (e is RegistryException or HttpRequestException or IOException)
+        {
+            return (null, $"the registry of {reference} did not tell its layers ({e.Message})");
+        }
+    }
+
     public async Task<ImageRef> PullAsync(string reference, CancellationToken ct)
     {
         Log.Info($"pulling {reference}");

@@ -10,6 +10,12 @@ namespace Fleet.Core.Registry;
 
 public sealed class RegistryException(string message, Exception? inner = null) : Exception(message, inner);
 
+/// <summary>One layer of an image in a registry: its diff ID (uncompressed digest, from the config) and the size of its compressed blob.</summary>
+public sealed record RemoteLayer(string DiffId, long CompressedSize);
+
+/// <summary>An image as a registry holds it for one platform: its ID (the config's digest) and its layers in order.</summary>
+public sealed record RemoteImage(string Id, IReadOnlyList<RemoteLayer> Layers);
+
 /// <summary>Observer for registry requests (metrics).</summary>
 public delegate void RegistryRequestObserver(string operation, int status, TimeSpan elapsed);
 
@@ -91,6 +97,70 @@ public sealed class RegistryClient
         _exists[key] = (exists, _clock.GetUtcNow() + (exists ? _o.PositiveTtl : _o.NegativeTtl));
         return exists;
     }
+
+    /// <summary>
+    /// What the registry holds under <paramref name="image"/>:<paramref name="tagOrDigest"/> for
+    /// <paramref name="platform"/>, without pulling it: the image manifest (through an index when the tag names
+    /// one), the image ID (its config's digest) and each layer's diff ID (from the config's rootfs) with the
+    /// size of its compressed blob. Not cached: an install asks once.
+    /// </summary>
+    public async Task<RemoteImage> RemoteImageAsync(ImageReference image, string tagOrDigest, string platform, CancellationToken ct)
+    {
+        var where = $"{image}:{tagOrDigest}";
+        using var top = await GetJsonAsync(image, "get_manifest", $"v2/{image.Repository}/manifests/{Uri.EscapeDataString(tagOrDigest)}", ManifestTypes, where, ct);
+        var manifest = top.RootElement;
+        if (manifest.TryGetProperty("manifests", out var entries) && entries.ValueKind == JsonValueKind.Array)
+        {
+            string? digest = null;
+            foreach (var e in entries.EnumerateArray())
+            {
+                if (e.TryGetProperty("platform", out var p)
+                    && AppModule.Core.Policy.Platforms.Matches(platform, Str(p, "os") ?? "", Str(p, "architecture") ?? "", Str(p, "variant")))
+                {
+                    digest = Str(e, "digest");
+                    break;
+                }
+            }
+
+            if (digest is null) throw new RegistryException($"{where} is an index without a manifest for {platform}");
+            using var inner = await GetJsonAsync(image, "get_manifest", $"v2/{image.Repository}/manifests/{digest}", ManifestTypes[2..4], $"{where} ({platform})", ct);
+            return await FromManifestAsync(image, inner.RootElement.Clone(), $"{where} ({platform})", ct);
+        }
+
+        return await FromManifestAsync(image, manifest.Clone(), where, ct);
+    }
+
+    private async Task<RemoteImage> FromManifestAsync(ImageReference image, JsonElement manifest, string where, CancellationToken ct)
+    {
+        if (!manifest.TryGetProperty("config", out var config) || Str(config, "digest") is not { } configDigest
+            || !manifest.TryGetProperty("layers", out var layers) || layers.ValueKind != JsonValueKind.Array)
+            throw new RegistryException($"the manifest of {where} names no config and layers (schema 1 or not an image)");
+        var sizes = layers.EnumerateArray().Select(l => l.TryGetProperty("size", out var s) && s.TryGetInt64(out var n) ? n : -1).ToArray();
+        using var cfg = await GetJsonAsync(image, "get_config", $"v2/{image.Repository}/blobs/{configDigest}", [], where, ct);
+        if (!cfg.RootElement.TryGetProperty("rootfs", out var rootfs) || !rootfs.TryGetProperty("diff_ids", out var diffs) || diffs.ValueKind != JsonValueKind.Array)
+            throw new RegistryException($"the config {configDigest} of {where} has no rootfs.diff_ids");
+        var diffIds = diffs.EnumerateArray().Select(d => d.GetString() ?? "").ToArray();
+        if (diffIds.Length != sizes.Length || sizes.Any(n => n < 0) || diffIds.Any(d => !d.StartsWith("sha256:", StringComparison.Ordinal)))
+            throw new RegistryException($"the manifest of {where} lists {sizes.Length} layer(s), its config {diffIds.Length} diff ID(s); they do not pair up");
+        return new RemoteImage(configDigest, diffIds.Zip(sizes, (d, n) => new RemoteLayer(d, n)).ToArray());
+    }
+
+    private async Task<JsonDocument> GetJsonAsync(ImageReference image, string op, string path, string[] accept, string where, CancellationToken ct)
+    {
+        var uri = new Uri(Base(image), path);
+        using var resp = await SendAsync(image, op, () =>
+        {
+            var req = new HttpRequestMessage(HttpMethod.Get, uri);
+            foreach (var t in accept) req.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(t));
+            return req;
+        }, ct);
+        if (!resp.IsSuccessStatusCode)
+            throw new RegistryException($"GET {uri} for {where} answered {(int)resp.StatusCode} {resp.ReasonPhrase}");
+        try { return await JsonDocument.ParseAsync(await resp.Content.ReadAsStreamAsync(ct), cancellationToken: ct); }
+        catch (JsonException e) { throw new RegistryException($"GET {uri} for {where} answered with invalid JSON: {e.Message}", e); }
+    }
+
+    private static string? Str(JsonElement e, string name) => e.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.String ? v.GetString() : null;
 
     /// <summary>All tags of the repository (GET /v2/&lt;name&gt;/tags/list, following Link pagination), cached for
     /// TagListTtl. For Docker Hub, a failure falls back to hub.docker.com/v2/repositories/&lt;ns&gt;/&lt;repo&gt;/tags.</summary>
