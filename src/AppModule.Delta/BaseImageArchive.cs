@@ -32,6 +32,9 @@ public sealed class BaseImageArchive : IDisposable
     /// <summary>True when a layer file with this SHA-256 is in the archive.</summary>
     public bool Contains(string sha256Hex) => _layers.ContainsKey(sha256Hex.ToLowerInvariant());
 
+    /// <summary>The size of the layer file with this SHA-256, or null when the archive has none.</summary>
+    public long? SizeOf(string sha256Hex) => _layers.TryGetValue((sha256Hex ?? string.Empty).ToLowerInvariant(), out var item) ? item.Size : null;
+
     /// <summary>Opens the layer file with this SHA-256 (seekable, read-only), or returns null.</summary>
     public Stream? OpenLayer(string sha256Hex)
     {

@@ -100,6 +100,31 @@ public static class DeepDelta
         return BuildPlan(deltaTar, items, out _).Plan;
     }
 
+    /// <summary>
+    /// The size each file of the payload has in the reconstructed image, without decoding: a <c>.vcdiff</c> entry's
+    /// target size (from its header) under the layer path it decodes to, every other file's own size.
+    /// </summary>
+    /// <exception cref="DeltaFormatException">The payload is not a readable tar or a VCDIFF header is bad.</exception>
+    public static IReadOnlyDictionary<string, long> PayloadFileSizes(Stream deltaTar, CancellationToken ct)
+    {
+        ArgumentNullException.ThrowIfNull(deltaTar);
+        var sizes = new Dictionary<string, long>(StringComparer.Ordinal);
+        foreach (var it in TarIndex.Read(deltaTar, "deep delta payload", ct).Where(i => i.IsFile))
+        {
+            if (it.Path.EndsWith(".vcdiff", StringComparison.Ordinal))
+            {
+                using var vcdiff = new SubStream(deltaTar, it.DataStart, it.Size);
+                sizes[it.Path[..^7]] = VcdiffDecoder.ReadTargetSize(vcdiff, null, ct);
+            }
+            else
+            {
+                sizes.TryAdd(it.Path, it.Size);
+            }
+        }
+
+        return sizes;
+    }
+
     /// <summary>Reconstructs the new image tar from a payload and the base image's layers.</summary>
     /// <param name="deltaTar">The deep-delta payload (seekable).</param>
     /// <param name="openBaseLayer">Opens a base layer file by SHA-256 (hex), seekable; null when absent. Streams are disposed here.</param>
@@ -107,7 +132,15 @@ public static class DeepDelta
     /// <param name="limits">VCDIFF limits, or null for defaults.</param>
     /// <param name="ct">Cancellation.</param>
     /// <returns>The plan that was executed.</returns>
-    public static DeepDeltaPlan Reconstruct(Stream deltaTar, Func<string, Stream?> openBaseLayer, Stream output, DeltaLimits? limits, CancellationToken ct)
+    public static DeepDeltaPlan Reconstruct(Stream deltaTar, Func<string, Stream?> openBaseLayer, Stream output, DeltaLimits? limits, CancellationToken ct) =>
+        Reconstruct(deltaTar, openBaseLayer, output, limits, null, ct);
+
+    /// <summary>As <see cref="Reconstruct(Stream, Func{string, Stream?}, Stream, DeltaLimits?, CancellationToken)"/>, but an
+    /// unchanged layer for which <paramref name="omit"/> answers true is not written at all: the manifest still lists it,
+    /// and <c>docker load</c> takes it from the engine, which must hold the same layer chain (the base image does when the
+    /// layers below it are the base's too). Nothing of such a layer is read.</summary>
+    public static DeepDeltaPlan Reconstruct(Stream deltaTar, Func<string, Stream?> openBaseLayer, Stream output, DeltaLimits? limits,
+        Func<DeepDeltaLayer, bool>? omit, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(deltaTar);
         ArgumentNullException.ThrowIfNull(openBaseLayer);
@@ -117,8 +150,15 @@ public static class DeepDelta
         var plan = built.Plan;
 
         // Pre-check: every base layer must be there before a single byte is written.
+        var needed = plan.Layers.Where(l => l.BaseSha256 is not null && !(l.Origin == LayerOrigin.FromBase && omit?.Invoke(l) == true))
+            .Select(l => l.BaseSha256!).ToHashSet(StringComparer.Ordinal);
         var missing = plan.MissingBaseDigests(d =>
         {
+            if (!needed.Contains(d))
+            {
+                return true;
+            }
+
             using var s = openBaseLayer(d);
             return s is not null;
         });
@@ -148,6 +188,12 @@ public static class DeepDelta
             if (plan.Layout == DeepDeltaLayout.DockerArchive && p.EndsWith("/layer.tar.sha256sum", StringComparison.Ordinal)
                 && layersByPath.TryGetValue(p[..^10], out var bl) && bl.Origin == LayerOrigin.FromBase)
             {
+                if (omit?.Invoke(bl) == true)
+                {
+                    written.Add(bl.Path);
+                    continue;
+                }
+
                 WriteFromBase(tar, it.Name[..^10], bl, openBaseLayer, ct);
                 written.Add(bl.Path);
                 continue;
@@ -157,7 +203,7 @@ public static class DeepDelta
         }
         foreach (var l in plan.Layers)
         {
-            if (l.Origin == LayerOrigin.FromBase && !written.Contains(l.Path))
+            if (l.Origin == LayerOrigin.FromBase && !written.Contains(l.Path) && omit?.Invoke(l) != true)
             {
                 WriteFromBase(tar, prefix + l.Path, l, openBaseLayer, ct);
                 written.Add(l.Path);

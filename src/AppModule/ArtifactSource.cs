@@ -22,8 +22,7 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta, AppConfi
 
     private IReadOnlyList<ImageEntry> _images = [];
     private IReadOnlyDictionary<string, SavedImage?> _carried = new Dictionary<string, SavedImage?>();
-    private readonly Dictionary<string, string> _prepared = new(StringComparer.Ordinal); // image dir -> file to LOAD (deltas)
-    private readonly Dictionary<string, SavedImage> _rebuilt = new(StringComparer.Ordinal); // image dir -> what the rebuilt delta holds
+    private readonly Dictionary<string, PreparedDelta> _prepared = new(StringComparer.Ordinal); // image dir -> delta ready to decode into LOAD
 
     public string Application => meta.ApplicationName;
 
@@ -80,7 +79,7 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta, AppConfi
 
     /// <summary>
     /// The install plan of this artifact (<see cref="InstallPlanner"/>) from what it carries (after
-    /// <see cref="CheckAsync"/>; delta images as rebuilt by <see cref="PrepareAsync"/> when it ran) and what
+    /// <see cref="CheckAsync"/>; delta images as sized by <see cref="PrepareAsync"/> when it ran) and what
     /// the engine holds (the sub-module's STORAGE). Read-only.
     /// </summary>
     public Task<InstallPlan> PlanAsync(InstallStep step, RunningVersion? running, IReadOnlyList<string> manifests, IReadOnlyList<PlanCheck> earlier, CancellationToken ct) =>
@@ -94,18 +93,20 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta, AppConfi
             ImageKind.DeepDelta => "deep-delta",
             _ => "full",
         };
-        var rebuilt = _rebuilt.GetValueOrDefault(i.Id);
-        long? load = i.Kind == ImageKind.Full ? i.ImageSize : _prepared.TryGetValue(i.Id, out var file) && File.Exists(file) ? new FileInfo(file).Length : null;
-        var layers = rebuilt?.Layers ?? (i.Kind == ImageKind.Delta ? null : _carried.GetValueOrDefault(i.Id)?.Layers) ?? [];
+        var prepared = _prepared.GetValueOrDefault(i.Id);
+        long? load = i.Kind == ImageKind.Full ? i.ImageSize : prepared?.LoadBytes;
+        var layers = prepared?.Layers ?? (i.Kind == ImageKind.Delta ? null : _carried.GetValueOrDefault(i.Id)?.Layers) ?? [];
         return new PlanImage(i.UrlNew, i.SumsNew, kind, i.Kind == ImageKind.Full ? null : i.UrlCurrent, i.Kind == ImageKind.Full ? null : i.SumsCurrent, load, layers);
     }
 
     /// <summary>
     /// For a delta image: SAVEs the base (url-current) and checks it is the image the delta was made
-    /// against, then rebuilds the new saved image in tmp/ and checks its ID. All before anything is
-    /// stopped; a missing or different base refuses the install. Returns the file to LOAD.
+    /// against; extracts the (small) delta; for a deep delta also checks, from the payload's own manifest
+    /// and config, that it describes the new image (ID and platform) and that the base holds every layer it
+    /// reads. All before anything is stopped; a missing or different base refuses the install. The new image
+    /// itself is never written to disk: LOAD decodes it straight into the sub-module (<see cref="LoadDeltaAsync"/>).
     /// </summary>
-    private async Task<string> PrepareDeltaAsync(InstallStep step, ImageEntry image, CancellationToken ct)
+    private async Task<PreparedDelta> PrepareDeltaAsync(InstallStep step, ImageEntry image, CancellationToken ct)
     {
         var basePath = Path.Combine(tree.TmpDir, $"base-{image.Id[..12]}.tar");
         File.Delete(basePath);
@@ -148,40 +149,36 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta, AppConfi
             }
         }, ct).ConfigureAwait(false);
 
-        var newPath = Path.Combine(tree.TmpDir, $"new-{image.Id[..12]}.tar");
-        DiskCheck(tree.TmpDir, new FileInfo(basePath).Length + image.ImageSize + (16L << 20), $"rebuilding {image.UrlNew} from its delta");
         try
         {
-            DeltaApplier.Apply(image.Kind, basePath, payloadPath, newPath, ct);
+            var prepared = PreparedDelta.Check(image, basePath, payloadPath, config => ArtifactClaims.CheckPlatform(Platform, ImageConfig.Platform(image.SumsNew, config), image.UrlNew), ct);
+            if (image.Kind == ImageKind.DeepDelta)
+            {
+                // The payload carries the new image's manifest and config: its ID and platform are checked before anything is loaded.
+                var described = ImagesArchive.SavedImageOfFile(payloadPath, ct);
+                if (described?.Id != image.SumsNew)
+                {
+                    throw new InstallException("pre-check", image.UrlNew, $"the deep delta describes image {described?.Id ?? "(unknown)"}, but sums-new.txt says {image.SumsNew}; nothing was stopped. Install an artifact with the full image instead");
+                }
+
+                ArtifactClaims.CheckPlatform(Platform, described, image.UrlNew);
+            }
+
+            Log.Info($"{image.UrlNew}: {image.Kind.ToString().ToLowerInvariant()} against {image.UrlCurrent} (image {image.SumsCurrent[..12]}) checked; {prepared.Describe()}");
+            return prepared;
         }
-        catch (Exception e) when (e is not OperationCanceledException and not InstallException)
+        catch (Exception e) when (e is not OperationCanceledException and not InstallException and not ArtifactException)
         {
             throw new InstallException("pre-check", image.UrlNew, $"cannot apply the {image.Kind.ToString().ToLowerInvariant()} against {image.UrlCurrent} ({RuntimeMessages.For(e)}); nothing was stopped. Install an artifact with the full image instead");
         }
-
-        var rebuilt = ImagesArchive.SavedImageOfFile(newPath, ct);
-        if (rebuilt?.Id != image.SumsNew)
-        {
-            throw new InstallException("pre-check", image.UrlNew, $"the image rebuilt from the delta is {rebuilt?.Id ?? "(unknown)"}, but sums-new.txt says {image.SumsNew}; nothing was stopped. Install an artifact with the full image instead");
-        }
-
-        ArtifactClaims.CheckPlatform(Platform, rebuilt, image.UrlNew);
-        _rebuilt[image.Id] = rebuilt;
-
-        File.Delete(basePath);
-        File.Delete(payloadPath);
-        Log.Info($"rebuilt {image.UrlNew} from its {image.Kind.ToString().ToLowerInvariant()} against {image.UrlCurrent} (image {image.SumsNew[..12]})");
-        return newPath;
     }
 
     public async Task LoadAsync(InstallStep step, CancellationToken ct)
     {
-        // Deltas were already rebuilt into whole saved images by the pre-checks: any sub-module can load those.
+        // Deltas: decoded against the saved base straight into the sub-module's LOAD, checked on the way.
         foreach (var image in _images.Where(i => i.Kind != ImageKind.Full))
         {
-            var call = new SubModuleCall.Load(Application, Pinned(image), _prepared[image.Id], Pinned(image));
-            await step.Runner.RequireAsync(step.Executable, call, step.Environment, "LOAD", $"image {image.UrlNew}", ct).ConfigureAwait(false);
-            File.Delete(_prepared[image.Id]);
+            await LoadDeltaAsync(step, image, _prepared[image.Id], ct).ConfigureAwait(false);
         }
 
         // Full images stream from the archive through a FIFO straight into the sub-module.
@@ -219,6 +216,52 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta, AppConfi
                 File.Delete(fifo);
             }
         }, ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// LOAD of a delta image: the new saved image is decoded from the base and the delta as the sub-module
+    /// reads it through a FIFO (deep deltas leave out the unchanged layers whose chain the engine holds
+    /// already). On the way, every layer is checked against its digest and, before the archive's last
+    /// entries, the image ID against sums-new.txt and the platform; a failure cuts the stream, so the engine
+    /// registers nothing, and fails the install before anything is stopped.
+    /// </summary>
+    private async Task LoadDeltaAsync(InstallStep step, ImageEntry image, PreparedDelta prepared, CancellationToken ct)
+    {
+        var fifo = Path.Combine(tree.TmpDir, $"load-{image.Id[..12]}.fifo");
+        File.Delete(fifo);
+        Fifo.Create(fifo);
+        try
+        {
+            var call = new SubModuleCall.Load(Application, Pinned(image), fifo, Pinned(image));
+            var (r, written, error) = await Fifo.ProduceAsync(fifo,
+                output => prepared.Write(output, config => ArtifactClaims.CheckPlatform(Platform, ImageConfig.Platform(image.SumsNew, config), image.UrlNew), ct),
+                () => step.Runner.CallAsync(step.Executable, call, step.Environment, ct), ct).ConfigureAwait(false);
+            ct.ThrowIfCancellationRequested();
+            if (error is not null and not IOException and not UnauthorizedAccessException)
+            {
+                var what = error is ArtifactException ? error.Message : $"cannot apply the {image.Kind.ToString().ToLowerInvariant()} against {image.UrlCurrent} ({RuntimeMessages.For(error)})";
+                throw new InstallException("LOAD", $"image {image.UrlNew}", $"{what}; the stream into the engine was cut, nothing was stopped. Install an artifact with the full image instead", SubModuleRunner.Output(r));
+            }
+
+            if (!r.Succeeded)
+            {
+                throw SubModuleRunner.Failure(step.Executable, call, r, "LOAD", $"image {image.UrlNew}");
+            }
+
+            if (error is not null)
+            {
+                throw new InstallException("LOAD", $"image {image.UrlNew}",
+                    $"the sub-module stopped reading the image rebuilt from the delta after {written} bytes and still reported success ({RuntimeMessages.For(error)}); its LOAD must read the whole file",
+                    SubModuleRunner.Output(r));
+            }
+
+            Log.Info($"rebuilt {image.UrlNew} from its {image.Kind.ToString().ToLowerInvariant()} against {image.UrlCurrent} and loaded it ({written} bytes streamed, image {image.SumsNew[..12]})");
+        }
+        finally
+        {
+            File.Delete(fifo);
+            prepared.Delete();
+        }
     }
 
     /// <summary>

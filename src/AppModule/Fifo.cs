@@ -20,23 +20,44 @@ public static partial class Fifo
     /// </summary>
     public static async Task<(T Result, long Written, Exception? WriteError)> FeedAsync<T>(string path, Stream source, Func<Task<T>> reader, CancellationToken ct)
     {
-        long written = 0;
+        var (result, written, error) = await ProduceAsync(path, fs =>
+        {
+            var buffer = new byte[1 << 16];
+            int n;
+            while ((n = source.Read(buffer, 0, buffer.Length)) > 0)
+            {
+                ct.ThrowIfCancellationRequested();
+                fs.Write(buffer, 0, n);
+            }
+        }, reader, ct).ConfigureAwait(false);
+
+        // A failure to write (the reader went away) is the caller's to judge; a failure to read the source is the install's.
+        if (error is not null and not (IOException or OperationCanceledException or UnauthorizedAccessException))
+        {
+            System.Runtime.ExceptionServices.ExceptionDispatchInfo.Throw(error);
+        }
+
+        return (result, written, error);
+    }
+
+    /// <summary>
+    /// Runs <paramref name="produce"/> on the FIFO's write end while <paramref name="reader"/> (the sub-module)
+    /// runs; Written counts what it wrote. Whatever it throws (the reader
+    /// went away, or the producer refused its own output) is returned as the write error, after the pipe is closed.
+    /// </summary>
+    public static async Task<(T Result, long Written, Exception? WriteError)> ProduceAsync<T>(string path, Action<Stream> produce, Func<Task<T>> reader, CancellationToken ct)
+    {
         Exception? writeError = null;
+        var counted = new Counter();
         var writer = Task.Run(() =>
         {
             try
             {
                 using var fs = new FileStream(path, FileMode.Open, FileAccess.Write, FileShare.ReadWrite, 1, FileOptions.None);
-                var buffer = new byte[1 << 16];
-                int n;
-                while ((n = source.Read(buffer, 0, buffer.Length)) > 0)
-                {
-                    ct.ThrowIfCancellationRequested();
-                    fs.Write(buffer, 0, n);
-                    written += n;
-                }
+                counted.Inner = fs;
+                produce(counted);
             }
-            catch (Exception e) when (e is IOException or OperationCanceledException or UnauthorizedAccessException)
+            catch (Exception e)
             {
                 writeError = e;
             }
@@ -64,7 +85,41 @@ public static partial class Fifo
             await writer.ConfigureAwait(false);
         }
 
-        return (result, written, writeError);
+        return (result, counted.Count, writeError);
+    }
+
+    /// <summary>Counts what passes to the FIFO.</summary>
+    private sealed class Counter : Stream
+    {
+        public Stream Inner { get; set; } = Null;
+
+        public long Count { get; private set; }
+
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => throw new NotSupportedException();
+
+        public override long Position { get => Count; set => throw new NotSupportedException(); }
+
+        public override void Flush() => Inner.Flush();
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => Write(buffer.AsSpan(offset, count));
+
+        public override void Write(ReadOnlySpan<byte> buffer)
+        {
+            Inner.Write(buffer);
+            Count += buffer.Length;
+        }
     }
 
     private const int ORdOnly = 0;

@@ -264,4 +264,87 @@ public class ComposeEndToEndTests
         Ok(rig.Client.Commit());
         Assert.Equal("web 2.0", WebApps.Answer(port));
     }
+
+    [SkippableFact]
+    public void A_delta_that_decodes_to_a_layer_not_matching_its_digest_is_cut_off_in_LOAD_leaving_the_app_running_and_no_image_in_the_engine()
+    {
+        using var rig = new ComposeRig();
+        var app = Unique.Name("e2e");
+        var port = WebApps.FreePort();
+        var v1 = rig.Web.Image(app, "1.0");
+        Ok(rig.Install(rig.Web.Spec("web-v1", app, v1, port)));
+        Ok(rig.Client.Commit());
+        var running = ComposeRig.Container(app);
+        var started = DockerEngine.DockerOk("inspect", "--format", "{{.State.StartedAt}}", running);
+
+        // v2 is an image of its own, gone from the engine; its delta decodes to v2's saved tar with one byte of a
+        // layer flipped: config and manifest are intact (so the image ID is v2's), only that layer's digest is wrong.
+        var reference = $"{app.ToLowerInvariant()}/web:2.0";
+        var v2 = rig.Web.UniqueImageAs("2.0", reference);
+        var corrupt = Path.Combine(rig.Web.Dir, "v2-corrupt.tar");
+        FlipOneByteOfTheLastLayer(v2.SavedPath, corrupt);
+        var corruptDelta = Path.Combine(rig.Web.Dir, "v2-corrupt.vcdiff");
+        Cmd.Ok("xdelta3", "-e", "-f", "-s", v1.SavedPath, corrupt, corruptDelta);
+        var refused = rig.Install(rig.Web.Spec("web-v2-corrupt", app, new AppImage(v2.UrlNew, corruptDelta, v2.Id, UrlCurrent: v1.UrlNew, IdCurrent: v1.Id), port));
+
+        Assert.Equal(1, refused.ExitCode);
+        var log = refused.Stdout + refused.Stderr;
+        Assert.Contains($"LOAD failed for image {v2.UrlNew}: ", log);
+        Assert.Contains("of the rebuilt image has sha256 ", log);
+        Assert.Contains("the stream into the engine was cut, nothing was stopped. Install an artifact with the full image instead", log);
+        Assert.Equal(running, ComposeRig.Container(app));
+        Assert.Equal(started, DockerEngine.DockerOk("inspect", "--format", "{{.State.StartedAt}}", running));
+        Assert.Equal("web 1.0", WebApps.Answer(port));
+        Assert.Equal("web-v1", rig.Client.ShowArtifact());
+        Assert.Null(DockerEngine.ImageId("sha256:" + v2.Id));
+        Assert.Null(DockerEngine.ImageId(reference));
+        Assert.Equal(string.Empty, DockerEngine.DockerOk("image", "ls", "-aq", "--filter", $"label=appmodule.test.reference={reference}"));
+
+        // The right delta of the same image then installs, and the engine runs exactly v2.
+        var deltaFile = Path.Combine(rig.Web.Dir, "v2.vcdiff");
+        Cmd.Ok("xdelta3", "-e", "-f", "-s", v1.SavedPath, v2.SavedPath, deltaFile);
+        Ok(rig.Install(rig.Web.Spec("web-v2-delta", app, new AppImage(v2.UrlNew, deltaFile, v2.Id, UrlCurrent: v1.UrlNew, IdCurrent: v1.Id), port)));
+        Ok(rig.Client.Commit());
+        Assert.Equal("web 2.0", WebApps.Answer(port));
+        Assert.Equal(v2.Id, DockerEngine.ImageId(reference)?.Replace("sha256:", string.Empty, StringComparison.Ordinal));
+        Assert.Equal("web-v2-delta", rig.Client.ShowArtifact());
+    }
+
+    /// <summary>Copies a saved image tar, flipping one byte in the middle of the last layer file manifest.json lists.</summary>
+    private static void FlipOneByteOfTheLastLayer(string savedTar, string target)
+    {
+        var entries = new List<(System.Formats.Tar.TarEntry Entry, byte[]? Data)>();
+        using (var reader = new System.Formats.Tar.TarReader(File.OpenRead(savedTar)))
+        {
+            while (reader.GetNextEntry(copyData: true) is { } e)
+            {
+                byte[]? data = null;
+                if (e.DataStream is not null)
+                {
+                    using var ms = new MemoryStream();
+                    e.DataStream.CopyTo(ms);
+                    data = ms.ToArray();
+                }
+
+                entries.Add((e, data));
+            }
+        }
+
+        var manifest = entries.Single(x => x.Entry.Name.TrimStart('.', '/') == "manifest.json").Data!;
+        using var doc = System.Text.Json.JsonDocument.Parse(manifest);
+        var last = doc.RootElement[0].GetProperty("Layers").EnumerateArray().Last().GetString()!;
+        var layer = entries.Single(x => x.Entry.Name.TrimStart('.', '/') == last && x.Data is { Length: > 0 });
+        layer.Data![layer.Data.Length / 2] ^= 0xff;
+        using var output = File.Create(target);
+        using var writer = new System.Formats.Tar.TarWriter(output);
+        foreach (var (entry, data) in entries)
+        {
+            if (data is not null)
+            {
+                entry.DataStream = new MemoryStream(data);
+            }
+
+            writer.WriteEntry(entry);
+        }
+    }
 }

@@ -33,7 +33,8 @@ public sealed class DeepDeltaDockerTests
             string name = $"{Repo}:{tag}";
             var psi = new System.Diagnostics.ProcessStartInfo(Tools.Docker) { UseShellExecute = false, RedirectStandardError = true, RedirectStandardOutput = true };
             psi.Environment["DOCKER_BUILDKIT"] = "0";
-            foreach (var a in new[] { "build", "-q", "-t", name, ctx })
+            // --network none: the RUN steps need no network, and a build must not depend on the engine's bridge.
+            foreach (var a in new[] { "build", "--network", "none", "-q", "-t", name, ctx })
             {
                 psi.ArgumentList.Add(a);
             }

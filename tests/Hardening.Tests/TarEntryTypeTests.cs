@@ -64,6 +64,11 @@ public sealed class TarEntryTypeTests
             DeepDelta.Inspect(new MemoryStream(tar), Ct)),
         ["image tar (rebuilt from a delta)"] = new(true, "manifest.json", (tar, _) =>
             ImageTar.ReadImageIds(new MemoryStream(tar), Ct)),
+        ["image streamed into LOAD from a delta"] = new(true, "manifest.json", (tar, _) =>
+        {
+            using var verified = new VerifiedImageWriter(Stream.Null, ImageId, hashLayers: true, omitted: _ => false, checkConfig: _ => { });
+            verified.Write(tar);
+        }),
     };
 
     public static TheoryData<string, char> Cases()

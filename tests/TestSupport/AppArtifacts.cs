@@ -141,16 +141,17 @@ public static class AppArtifacts
 
     /// <summary>
     /// A tiny synthetic "saved image" (docker-archive layout: manifest.json naming a config blob, one
-    /// layer) whose image ID is the sha256 of its config. Enough for sub-modules that do not talk to an engine.
+    /// layer, whose sha256 the config lists as its diff ID) whose image ID is the sha256 of its config. Enough for sub-modules that do not talk to an engine.
     /// </summary>
     public static (string Path, string Id) SyntheticImage(string dir, string reference, string payload = "", string platform = "linux/amd64")
     {
         Directory.CreateDirectory(dir);
         var p = platform.Split('/');
         var variant = p.Length > 2 ? $",\"variant\":{J(p[2])}" : string.Empty;
-        var config = Encoding.UTF8.GetBytes($"{{\"architecture\":{J(p[1])},\"os\":{J(p[0])}{variant},\"config\":{{\"Labels\":{{\"ref\":{J(reference)},\"payload\":{J(payload)}}}}}}}");
-        var id = Convert.ToHexStringLower(SHA256.HashData(config));
         var layer = Encoding.UTF8.GetBytes(new string('x', 1000) + reference + payload);
+        var diffId = "sha256:" + Convert.ToHexStringLower(SHA256.HashData(layer));
+        var config = Encoding.UTF8.GetBytes($"{{\"architecture\":{J(p[1])},\"os\":{J(p[0])}{variant},\"config\":{{\"Labels\":{{\"ref\":{J(reference)},\"payload\":{J(payload)}}}}},\"rootfs\":{{\"type\":\"layers\",\"diff_ids\":[{J(diffId)}]}}}}");
+        var id = Convert.ToHexStringLower(SHA256.HashData(config));
         var path = Path.Combine(dir, $"{id[..12]}.tar");
         using (var fs = File.Create(path))
         using (var tar = new TarWriter(fs, TarEntryFormat.Ustar))
