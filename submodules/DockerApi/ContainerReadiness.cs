@@ -1,24 +1,35 @@
 using AppModule.Runtime;
 using SubModule.Hosting;
 
-namespace DockerCompose;
+namespace DockerApi;
+
+/// <summary>How long <see cref="ContainerReadiness"/> waits, and what it names when it gives up.</summary>
+/// <param name="Timeout">how long every service may take to be ready</param>
+/// <param name="Soak">how long a container without a healthcheck must run without restarting</param>
+/// <param name="LogTailLines">lines of a failing container's log to print (0: none)</param>
+/// <param name="TimeoutSetting">where the timeout is set, named when it expires (e.g. "rollout_timeout in /etc/...")</param>
+public sealed record ReadinessOptions(TimeSpan Timeout, TimeSpan Soak, int LogTailLines, string TimeoutSetting);
+
+/// <summary>A service of a project and how many containers it should run.</summary>
+public sealed record ExpectedService(string Name, int Replicas);
 
 /// <summary>
 /// Waits until every service of a project is up: each expected container runs and is healthy, or runs
 /// without a healthcheck and has not restarted for the soak period. An exited, dead, restarting or
 /// unhealthy container fails at once, naming the service, its state and the tail of its log. Works the
-/// same for Compose v1 (which has no <c>--wait</c>) and v2. What it saw last is the baseline HEALTHY
-/// holds the containers to (<see cref="Restarted"/>): a container that restarts after the rollout is unhealthy.
+/// same for Compose v1 (which has no <c>--wait</c>), v2 and any engine that speaks the Docker API. What it saw
+/// last is the baseline HEALTHY holds the containers to (<see cref="Restarted"/>): a container that restarts
+/// after the rollout is unhealthy.
 /// </summary>
-public sealed class HealthGate(IEngine engine, Settings settings)
+public sealed class ContainerReadiness(IEngine engine, ReadinessOptions options)
 {
     private static readonly TimeSpan Poll = TimeSpan.FromMilliseconds(400);
 
     /// <summary>Waits until every service is up; returns the containers as they were then (the health baseline).</summary>
-    public async Task<IReadOnlyList<ContainerInfo>> WaitAsync(string project, IReadOnlyList<ServiceDefinition> services, CancellationToken ct)
+    public async Task<IReadOnlyList<ContainerInfo>> WaitAsync(string project, IEnumerable<ExpectedService> services, CancellationToken ct)
     {
         var began = DateTimeOffset.UtcNow;
-        var deadline = began + settings.RolloutTimeout;
+        var deadline = began + options.Timeout;
         var baseline = new Dictionary<string, long>();
         while (true)
         {
@@ -66,7 +77,7 @@ public sealed class HealthGate(IEngine engine, Settings settings)
             if (DateTimeOffset.UtcNow >= deadline)
             {
                 throw new SubModuleFailure(
-                    $"not every service was ready within {settings.RolloutTimeout.TotalSeconds:0} s (rollout_timeout in {settings.Source}): {string.Join("; ", pending)}");
+                    $"not every service was ready within {options.Timeout.TotalSeconds:0} s ({options.TimeoutSetting}): {string.Join("; ", pending)}");
             }
 
             Log.Debug("waiting: " + string.Join("; ", pending));
@@ -137,9 +148,9 @@ public sealed class HealthGate(IEngine engine, Settings settings)
         if (c.Health is null)
         {
             var up = c.StartedAt is { } s ? now - s : TimeSpan.Zero;
-            if (up < settings.Soak)
+            if (up < options.Soak)
             {
-                return $"container {c.Name} has no healthcheck, running for {up.TotalSeconds:0.0} of {settings.Soak.TotalSeconds:0} s soak";
+                return $"container {c.Name} has no healthcheck, running for {up.TotalSeconds:0.0} of {options.Soak.TotalSeconds:0} s soak";
             }
         }
 
@@ -149,12 +160,12 @@ public sealed class HealthGate(IEngine engine, Settings settings)
     private async Task FailAsync(string service, ContainerInfo c, string problem, CancellationToken ct)
     {
         Log.Error($"service {service}: container {c.Name} {problem}");
-        if (settings.LogTailLines > 0)
+        if (options.LogTailLines > 0)
         {
-            var tail = await engine.LogTailAsync(c.Id, settings.LogTailLines, ct).ConfigureAwait(false);
+            var tail = await engine.LogTailAsync(c.Id, options.LogTailLines, ct).ConfigureAwait(false);
             Log.Error(tail.Length == 0
                 ? $"service {service}: container {c.Name} logged nothing"
-                : $"service {service}: last {settings.LogTailLines} log lines of {c.Name}:\n" + string.Join('\n', tail.Split('\n').Select(l => "    " + l)));
+                : $"service {service}: last {options.LogTailLines} log lines of {c.Name}:\n" + string.Join('\n', tail.Split('\n').Select(l => "    " + l)));
         }
 
         throw new SubModuleFailure($"service {service} (container {c.Name}, image {c.Image}) {problem}");

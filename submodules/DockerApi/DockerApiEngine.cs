@@ -2,11 +2,14 @@ using System.Net;
 using Docker.DotNet;
 using Docker.DotNet.Models;
 
-namespace DockerCompose;
+namespace DockerApi;
 
 /// <summary><see cref="IEngine"/> over the Docker Engine API (Docker.DotNet.Enhanced, AOT-clean).</summary>
 public sealed class DockerApiEngine : IEngine
 {
+    /// <summary>The environment variable Docker's tools read the engine endpoint from.</summary>
+    public const string HostVariable = "DOCKER_HOST";
+
     private const string ProjectLabel = "com.docker.compose.project";
     private const string ServiceLabel = "com.docker.compose.service";
     private readonly DockerClient _client;

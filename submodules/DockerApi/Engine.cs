@@ -1,6 +1,6 @@
 using SubModule.Hosting;
 
-namespace DockerCompose;
+namespace DockerApi;
 
 /// <summary>An image as the engine has it.</summary>
 /// <param name="Id">"sha256:..."</param>
