@@ -121,11 +121,11 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
 
     /// <summary>The environment of the pre-check REQS: the version's, plus its manifests (a preview directory) and images.</summary>
     public static IReadOnlyDictionary<string, string?> RequirementsEnvironment(IReadOnlyDictionary<string, string?> env, string manifests, IReadOnlyList<ImageRef> images) =>
-        new Dictionary<string, string?>(env, StringComparer.Ordinal)
+        (SubModuleContext.FromEnvironment(env) with
         {
-            [SubModuleRunner.ManifestsVariable] = manifests,
-            [SubModuleRunner.ImagesVariable] = string.Join('\n', images.Select(i => $"{i.Id} {i.Url}")),
-        };
+            PreCheckManifests = manifests,
+            Images = images.Select(i => new ImagePin(i.Id, i.Url)).ToList(),
+        }).ToEnvironment();
 
     /// <summary>
     /// Before a new install: a pending install still in the store was dropped by the client (3.4

@@ -16,22 +16,8 @@ namespace AppModule.Engine;
 /// </summary>
 public sealed class SubModuleRunner(AppConfig config, IReadOnlyDictionary<string, string?>? environment = null)
 {
-    public const string PlatformVariable = "MENDER_APP_UPDATE_MODULE_PLATFORM";
-
-    /// <summary>
-    /// The images a composition was installed with, one "&lt;image ID hex&gt; &lt;url&gt;" per line, on every
-    /// call made for a stored composition. Two versions may use the same reference (myapp:latest)
-    /// for different images; a sub-module that reads this points the reference back at this
-    /// version's image before it starts anything (the reference shell sub-module ignores it).
-    /// </summary>
-    public const string ImagesVariable = "MENDER_APP_IMAGES";
-
-    /// <summary>
-    /// On the pre-check REQS: the manifests of the version about to be installed, so that a sub-module
-    /// that reads it refuses an invalid composition, or one its policy forbids, before anything stops
-    /// (the reference shell sub-module ignores it; ROLLOUT checks again).
-    /// </summary>
-    public const string ManifestsVariable = "MENDER_APP_MANIFESTS_DIR";
+    // The variables a sub-module reads (platform, image pins, pre-check manifests, log level) and their
+    // formats are SubModuleContext's (Core/SubModules); the runner only fills one in.
 
     /// <summary>The sub-module executable for <paramref name="orchestrator"/>; throws naming the directory and the fix.</summary>
     public string Resolve(string orchestrator)
@@ -51,27 +37,17 @@ public sealed class SubModuleRunner(AppConfig config, IReadOnlyDictionary<string
         return path;
     }
 
-    /// <summary>The environment a sub-module gets for an artifact: the platform and the artifact's env keys.</summary>
-    public static IReadOnlyDictionary<string, string?> EnvironmentFor(string platform, IReadOnlyDictionary<string, string> env)
-    {
-        var vars = new Dictionary<string, string?>(StringComparer.Ordinal);
-        foreach (var (k, v) in env)
-        {
-            vars[k] = v;
-        }
+    /// <summary>The context a sub-module gets for an artifact: the platform and the artifact's env keys.</summary>
+    public static SubModuleContext ContextFor(string platform, IReadOnlyDictionary<string, string> env) =>
+        new() { Platform = platform, Variables = env.ToDictionary(p => p.Key, p => (string?)p.Value, StringComparer.Ordinal) };
 
-        vars[PlatformVariable] = platform;
-        return vars;
-    }
+    /// <summary>The context for calls about a stored composition: also the images it was installed with.</summary>
+    public static SubModuleContext ContextFor(Composition c) =>
+        ContextFor(c.Platform, c.Env) with { Images = c.Images.Select(i => new ImagePin(i.Id, i.Url)).ToList() };
 
-    public static IReadOnlyDictionary<string, string?> EnvironmentFor(Composition c)
-    {
-        var vars = new Dictionary<string, string?>(EnvironmentFor(c.Platform, c.Env), StringComparer.Ordinal)
-        {
-            [ImagesVariable] = string.Join('\n', c.Images.Select(i => $"{i.Id} {i.Url}")),
-        };
-        return vars;
-    }
+    public static IReadOnlyDictionary<string, string?> EnvironmentFor(string platform, IReadOnlyDictionary<string, string> env) => ContextFor(platform, env).ToEnvironment();
+
+    public static IReadOnlyDictionary<string, string?> EnvironmentFor(Composition c) => ContextFor(c).ToEnvironment();
 
     /// <summary>Runs one call and returns its result (never throws for a non-zero exit).</summary>
     public async Task<ProcessResult> CallAsync(string executable, SubModuleCall call, IReadOnlyDictionary<string, string?> env, CancellationToken ct, TimeSpan? timeout = null, bool quiet = false, bool logStdout = true)
@@ -82,16 +58,17 @@ public sealed class SubModuleRunner(AppConfig config, IReadOnlyDictionary<string
             Log.Info($"calling {name} {call}");
         }
 
-        if (environment is { Count: > 0 })
+        // Every call carries app's log level (the sub-modules log as much as app), unless the caller set one.
+        var merged = new Dictionary<string, string?>(environment ?? new Dictionary<string, string?>(), StringComparer.Ordinal)
         {
-            var merged = new Dictionary<string, string?>(environment, StringComparer.Ordinal);
-            foreach (var (k, v) in env)
-            {
-                merged[k] = v;
-            }
-
-            env = merged;
+            [SubModuleContext.LogLevelVariable] = config.LogLevel,
+        };
+        foreach (var (k, v) in env)
+        {
+            merged[k] = v;
         }
+
+        env = merged;
 
         var spec = new ProcessSpec(executable, call.ToArgs())
         {

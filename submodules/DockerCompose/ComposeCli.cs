@@ -1,3 +1,4 @@
+using DockerApi;
 using AppModule.Runtime;
 using SubModule.Hosting;
 using YamlDotNet.RepresentationModel;
@@ -96,7 +97,7 @@ public sealed class ComposeCli
             var r = await ChildProcess.RunAsync(new ProcessSpec(c[0], [.. c.Skip(1), "version", "--short"])
             {
                 Timeout = TimeSpan.FromSeconds(60),
-                Environment = new Dictionary<string, string?> { ["DOCKER_HOST"] = settings.DockerHost },
+                Environment = new Dictionary<string, string?> { [DockerApiEngine.HostVariable] = settings.DockerHost },
             }, ct).ConfigureAwait(false);
             var version = r.Stdout.Trim().TrimStart('v');
             if (r.Succeeded && version.Length > 0 && char.IsDigit(version[0]))
@@ -268,7 +269,7 @@ public sealed class ComposeCli
         {
             WorkingDirectory = full,
             Timeout = _settings.ComposeTimeout,
-            Environment = new Dictionary<string, string?> { ["DOCKER_HOST"] = _settings.DockerHost, ["COMPOSE_PROJECT_NAME"] = null, ["COMPOSE_FILE"] = null },
+            Environment = new Dictionary<string, string?> { [DockerApiEngine.HostVariable] = _settings.DockerHost, ["COMPOSE_PROJECT_NAME"] = null, ["COMPOSE_FILE"] = null },
             OnStderr = quiet ? null : line => Log.Info($"compose: {line}"),
         };
         var r = await ChildProcess.RunAsync(spec, ct).ConfigureAwait(false);

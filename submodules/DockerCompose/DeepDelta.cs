@@ -1,3 +1,4 @@
+using DockerApi;
 using System.IO.Pipelines;
 using AppModule.Core.SubModules;
 using AppModule.Delta;
@@ -13,16 +14,11 @@ namespace DockerCompose;
 /// scratch, the new image is reconstructed natively (no xdelta3 on the device; every layer is checked
 /// against its digest) and streamed straight into the engine while it is being built.
 /// </summary>
-internal static class DeepDelta
+internal static class DeepDeltaLoad
 {
-    public static bool Requested() =>
-        (Environment.GetEnvironmentVariable("OPTIONS") ?? string.Empty)
-        .Split([',', ' ', ';'], StringSplitOptions.RemoveEmptyEntries)
-        .Contains("deep_delta", StringComparer.Ordinal);
-
-    public static async Task LoadAsync(IEngine engine, DockerComposeModule module, SubModuleCall.Load call, ImageUrl url, CancellationToken ct)
+    public static async Task LoadAsync(IEngine engine, DockerComposeModule module, SubModuleCall.Load call, ImageUrl url, string? scratchDirectory, CancellationToken ct)
     {
-        var tmpRoot = Environment.GetEnvironmentVariable("MODULE_TMPDIR") is { Length: > 0 } t ? t : Path.GetTempPath();
+        var tmpRoot = scratchDirectory ?? Path.GetTempPath();
         var current = ImageUrl.Parse(call.UrlCurrent);
         if (await engine.InspectImageAsync(current.Reference, ct).ConfigureAwait(false) is null)
         {
@@ -50,7 +46,7 @@ internal static class DeepDelta
 
             using var baseArchive = Open(() => BaseImageArchive.Open(basePath, ct), $"the saved current image {current.Reference}");
             await using var payload = new FileStream(payloadPath, FileMode.Open, FileAccess.Read, FileShare.Read, 1 << 16, FileOptions.RandomAccess);
-            var plan = Open(() => AppModule.Delta.DeepDelta.Inspect(payload, ct), $"deep delta {call.File}");
+            var plan = Open(() => DeepDelta.Inspect(payload, ct), $"deep delta {call.File}");
             var missing = plan.MissingBaseDigests(baseArchive.Contains);
             if (missing.Count > 0)
             {
@@ -64,7 +60,7 @@ internal static class DeepDelta
                 var writer = pipe.Writer.AsStream();
                 try
                 {
-                    AppModule.Delta.DeepDelta.Reconstruct(payload, baseArchive.OpenLayer, writer, null, ct);
+                    DeepDelta.Reconstruct(payload, baseArchive.OpenLayer, writer, null, ct);
                     writer.Flush();
                     pipe.Writer.Complete();
                 }

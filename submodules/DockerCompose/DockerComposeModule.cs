@@ -1,4 +1,5 @@
 using AppModule.Core.Images;
+using DockerApi;
 using AppModule.Core.Policy;
 using AppModule.Core.SubModules;
 using AppModule.Runtime;
@@ -7,7 +8,7 @@ using SubModule.Hosting;
 namespace DockerCompose;
 
 /// <summary>The docker-compose orchestrator sub-module: engine operations over the API, compositions over the Compose CLI.</summary>
-public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISubModule
+public sealed class DockerComposeModule(Settings settings, IEngine engine, SubModuleContext context) : ISubModule, IDisposable
 {
     // Per Compose project under state_dir: the snapshot "manifests" (the last rolled-out manifests directory,
     // for EXPORT_MANIFEST, STOP/START without a directory, PURGE) and the record "services" (ServiceDefinition.ToRecord).
@@ -17,6 +18,8 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     private readonly ManifestStore _state = new(settings.StateDir);
     private ComposeCli? _compose;
 
+    private ReadinessOptions Readiness => new(settings.RolloutTimeout, settings.Soak, settings.LogTailLines, $"rollout_timeout in {settings.Source}");
+
     private async Task<ComposeCli> ComposeAsync(CancellationToken ct, bool exactVersion = false) =>
         _compose ??= await ComposeCli.DiscoverAsync(settings, exactVersion, ct).ConfigureAwait(false);
 
@@ -25,9 +28,9 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     public async Task LoadAsync(SubModuleCall.Load call, CancellationToken ct)
     {
         var url = ImageUrl.Parse(call.UrlNew);
-        if (DeepDelta.Requested())
+        if (context.Options.Contains(SubModuleContext.DeepDeltaOption))
         {
-            await DeepDelta.LoadAsync(engine, this, call, url, ct).ConfigureAwait(false);
+            await DeepDeltaLoad.LoadAsync(engine, this, call, url, context.ScratchDirectory, ct).ConfigureAwait(false);
         }
         else
         {
@@ -207,7 +210,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         Log.Info($"rolling out {call.Application} from {call.ManifestsDirectory} with {compose.Display} {compose.Version}");
         await compose.UpAsync(project, call.ManifestsDirectory, noRecreate: false, ct).ConfigureAwait(false);
         SaveState(project, call.ManifestsDirectory, services);
-        SaveStarted(project, await new HealthGate(engine, settings).WaitAsync(project, services, ct).ConfigureAwait(false));
+        SaveStarted(project, await WaitReadyAsync(project, services, ct).ConfigureAwait(false));
         Log.Info($"{call.Application} is up: {string.Join(", ", services.Select(s => s.Name))}");
     }
 
@@ -283,23 +286,16 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
     }
 
     /// <summary>The (image ID, url) pairs of MENDER_APP_IMAGES ("&lt;image id&gt; &lt;url&gt;" per line, set by `app`); empty without it.</summary>
-    private static List<(ImageUrl Id, ImageUrl Url)> AppImages()
+    private List<(ImageUrl Id, ImageUrl Url)> AppImages()
     {
-        var pairs = new List<(ImageUrl, ImageUrl)>();
-        var text = Environment.GetEnvironmentVariable("MENDER_APP_IMAGES");
-        foreach (var line in (text ?? string.Empty).Split('\n', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
+        try
         {
-            var space = line.IndexOf(' ', StringComparison.Ordinal);
-            var id = space > 0 ? ImageUrl.Parse(line[..space]) : null;
-            if (id is not { IsId: true })
-            {
-                throw new SubModuleFailure($"MENDER_APP_IMAGES has the line \"{line}\"; expected \"<image id> <url>\" (it is set by app)");
-            }
-
-            pairs.Add((id, ImageUrl.Parse(line[(space + 1)..])));
+            return context.Images.Select(p => (ImageUrl.Parse(p.ImageId), ImageUrl.Parse(p.Url))).ToList();
         }
-
-        return pairs;
+        catch (FormatException e)
+        {
+            throw new SubModuleFailure(e.Message);
+        }
     }
 
     /// <summary>
@@ -357,7 +353,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
             SaveState(project, dir, services);
         }
 
-        SaveStarted(project, await new HealthGate(engine, settings).WaitAsync(project, services, ct).ConfigureAwait(false));
+        SaveStarted(project, await WaitReadyAsync(project, services, ct).ConfigureAwait(false));
         Log.Info($"started {call.Application}");
     }
 
@@ -406,7 +402,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
                 // A restart is named first: a container caught between two runs of its restart policy is
                 // "restarting" (the engine counts the restart as it enters that state), and its restart count
                 // says more than the state does.
-                if (HealthGate.Restarted(c, started) is { } restarted)
+                if (ContainerReadiness.Restarted(c, started) is { } restarted)
                 {
                     throw new SubModuleFailure($"{call.Application} is not healthy: service {s.Name} container {c.Name} {restarted}");
                 }
@@ -421,7 +417,10 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         Log.Info($"{call.Application} ({project}) is healthy");
     }
 
-    /// <summary>Keeps a copy of <paramref name="source"/> (unless it is the kept copy) and the resolved services as the project's current state.</summary>
+    /// <summary>Waits until every service is ready; returns the containers then (the baseline HEALTHY holds them to).</summary>
+    private Task<IReadOnlyList<ContainerInfo>> WaitReadyAsync(string project, IReadOnlyList<ServiceDefinition> services, CancellationToken ct) =>
+        new ContainerReadiness(engine, Readiness).WaitAsync(project, services.Select(s => new ExpectedService(s.Name, s.Replicas)).ToList(), ct);
+
     /// <summary>Records the containers as a ROLLOUT or START left them running (record <c>started</c>: "id restart-count started-at" lines, HEALTHY's baseline).</summary>
     private void SaveStarted(string project, IReadOnlyList<ContainerInfo> containers) =>
         _state.WriteRecord(project, StartedRecord, containers.Select(c =>
@@ -440,6 +439,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         return result;
     }
 
+    /// <summary>Keeps a copy of <paramref name="source"/> (unless it is the kept copy) and the resolved services as the project's current state.</summary>
     private void SaveState(string project, string source, IReadOnlyList<ServiceDefinition> services)
     {
         if (!SamePath(source, _state.Snapshot(project, ManifestsSnapshot)))
@@ -656,7 +656,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
             reqs.Add(new Requirement("docker-engine", true, "error", $"{settings.DockerHost} {v}"));
 
             // The artifact's platform (set by `app` from its meta-data) must be one this engine runs.
-            if (Environment.GetEnvironmentVariable("MENDER_APP_UPDATE_MODULE_PLATFORM") is { Length: > 0 } platform)
+            if (context.Platform is { } platform)
             {
                 var ok = Platforms.Matches(platform, v.Os, v.Architecture, null);
                 reqs.Add(new Requirement("platform", ok, "error", ok
@@ -684,7 +684,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         // With MENDER_APP_MANIFESTS_DIR (set by `app` for the version it is about to install): the
         // manifests must be a valid composition that the device's policy allows, whose images are in
         // the artifact (MENDER_APP_IMAGES) or already in the engine: checked before anything stops.
-        if (found is not null && Environment.GetEnvironmentVariable("MENDER_APP_MANIFESTS_DIR") is { Length: > 0 } manifests)
+        if (found is not null && context.PreCheckManifests is { } manifests)
         {
             try
             {
@@ -739,4 +739,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine) : ISu
         {
         }
     }
+
+    /// <summary>The module owns the engine client it was built with.</summary>
+    public void Dispose() => engine.Dispose();
 }

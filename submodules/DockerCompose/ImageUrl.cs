@@ -1,3 +1,4 @@
+using DockerApi;
 using AppModule.Core.Images;
 using SubModule.Hosting;
 

@@ -54,12 +54,6 @@ public sealed record Settings
     /// <summary>What host access a composition may have (default: none).</summary>
     public HostAccessPolicy HostAccess { get; init; } = HostAccessPolicy.Strict(DefaultPath);
 
-    public static Settings Load()
-    {
-        var path = Environment.GetEnvironmentVariable(PathVariable) is { Length: > 0 } p ? p : DefaultPath;
-        return From(ConfigFile.Load(path), Environment.GetEnvironmentVariable("DOCKER_HOST"));
-    }
-
     public static Settings From(ConfigFile config, string? dockerHostVariable)
     {
         ArgumentNullException.ThrowIfNull(config);

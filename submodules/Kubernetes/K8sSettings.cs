@@ -1,5 +1,6 @@
 using System.Text.RegularExpressions;
 using AppModule.Core.Policy;
+using AppModule.Core.SubModules;
 using AppModule.Runtime;
 using SubModule.Hosting;
 
@@ -8,13 +9,19 @@ namespace Kubernetes;
 /// <summary>
 /// Settings of the k8s sub-module, from <c>/etc/mender/mender-app-k8s.conf</c> (TOML, or the
 /// reference's shell-style <c>KEY=VALUE</c> lines; path overridable with <c>MENDER_APP_K8S_CONFIG</c>)
-/// and the environment the <c>app</c> module passes from the artifact's meta-data (<c>K8S_NAMESPACE</c>,
-/// <c>K8S_CTR_ADDRESS</c>, <c>MENDER_APP_UPDATE_MODULE_PLATFORM</c>).
+/// and the context the <c>app</c> module passes from the artifact's meta-data (<c>K8S_NAMESPACE</c>,
+/// <c>K8S_CTR_ADDRESS</c>, the platform).
 /// </summary>
 public sealed partial record K8sSettings
 {
     public const string DefaultConfigPath = "/etc/mender/mender-app-k8s.conf";
     public const string ConfigPathVariable = "MENDER_APP_K8S_CONFIG";
+
+    /// <summary>The artifact's env key for the namespace of its objects.</summary>
+    public const string NamespaceVariable = "K8S_NAMESPACE";
+
+    /// <summary>The artifact's env key for containerd's socket.</summary>
+    public const string ContainerdAddressVariable = "K8S_CTR_ADDRESS";
 
     /// <summary>Namespace for namespaced objects that name none.</summary>
     public required string Namespace { get; init; }
@@ -58,22 +65,14 @@ public sealed partial record K8sSettings
     /// <summary>What host access the manifests may ask for (<c>allow_host_access</c>; default: none).</summary>
     public HostAccessPolicy HostAccess { get; init; } = HostAccessPolicy.Strict(DefaultConfigPath);
 
-    public static K8sSettings Load(IReadOnlyDictionary<string, string?> env)
-    {
-        ArgumentNullException.ThrowIfNull(env);
-        var path = Get(env, ConfigPathVariable) ?? DefaultConfigPath;
-        var file = ConfigFile.Load(path);
-        return From(file, env);
-    }
-
-    public static K8sSettings From(ConfigFile file, IReadOnlyDictionary<string, string?> env)
+    public static K8sSettings From(ConfigFile file, SubModuleContext context)
     {
         ArgumentNullException.ThrowIfNull(file);
-        ArgumentNullException.ThrowIfNull(env);
-        var ns = Get(env, "K8S_NAMESPACE") ?? NonEmpty(file.GetString("namespace"));
+        ArgumentNullException.ThrowIfNull(context);
+        var ns = context.Get(NamespaceVariable) ?? NonEmpty(file.GetString("namespace"));
         if (ns is not null && !DnsLabel().IsMatch(ns))
         {
-            var where = Get(env, "K8S_NAMESPACE") is not null ? "K8S_NAMESPACE (from the artifact's env meta-data)" : $"{file.Source}: namespace";
+            var where = context.Get(NamespaceVariable) is not null ? $"{NamespaceVariable} (from the artifact's env meta-data)" : $"{file.Source}: namespace";
             throw new ConfigException($"{where} = \"{ns}\" is not a valid namespace name (lower-case letters, digits and '-', at most 63); fix it");
         }
 
@@ -89,8 +88,7 @@ public sealed partial record K8sSettings
             throw new ConfigException($"{file.Source}: state_dir = \"{stateDir}\" must be an absolute path");
         }
 
-        var address = Get(env, "K8S_CTR_ADDRESS") ?? NonEmpty(file.GetString("containerd_address")) ?? DefaultContainerdAddress();
-        var platform = Get(env, "MENDER_APP_UPDATE_MODULE_PLATFORM");
+        var address = context.Get(ContainerdAddressVariable) ?? NonEmpty(file.GetString("containerd_address")) ?? DefaultContainerdAddress();
         return new K8sSettings
         {
             Namespace = ns ?? "default",
@@ -109,7 +107,7 @@ public sealed partial record K8sSettings
             ContainerdAddress = address,
             ContainerdNamespace = NonEmpty(file.GetString("containerd_namespace")) ?? "k8s.io",
             CtrTimeout = file.GetSeconds("ctr_timeout_seconds", TimeSpan.FromMinutes(10)),
-            Platform = platform,
+            Platform = context.Platform,
             ConfigSource = file.Source,
             HostAccess = HostAccessSettings.From(file),
         };
@@ -122,9 +120,6 @@ public sealed partial record K8sSettings
         const string k3s = "/run/k3s/containerd/containerd.sock";
         return !File.Exists(standard) && File.Exists(k3s) ? k3s : standard;
     }
-
-    private static string? Get(IReadOnlyDictionary<string, string?> env, string key) =>
-        env.TryGetValue(key, out var v) && !string.IsNullOrWhiteSpace(v) ? v.Trim() : null;
 
     private static string? NonEmpty(string? s) => string.IsNullOrWhiteSpace(s) ? null : s.Trim();
 

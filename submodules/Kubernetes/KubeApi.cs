@@ -64,6 +64,12 @@ public sealed class KubeApi : IDisposable
     /// <summary>The namespace of the kubeconfig context, if it names one.</summary>
     public string? ContextNamespace { get; }
 
+    /// <summary>kubectl's variable naming the kubeconfig file(s).</summary>
+    public const string KubeConfigVariable = "KUBECONFIG";
+
+    /// <summary>Where ~/.kube/config is looked for.</summary>
+    public const string HomeVariable = "HOME";
+
     /// <summary>
     /// Connects with the kubeconfig from, in order: the config file's <c>kubeconfig</c>, <c>$KUBECONFIG</c>,
     /// <c>~/.kube/config</c>, k3s's <c>/etc/rancher/k3s/k3s.yaml</c>, else the in-cluster service account.
@@ -89,7 +95,7 @@ public sealed class KubeApi : IDisposable
             return (FromFile(explicitPath, settings), explicitPath);
         }
 
-        if (env.TryGetValue("KUBECONFIG", out var kubeconfig) && !string.IsNullOrWhiteSpace(kubeconfig))
+        if (env.TryGetValue(KubeConfigVariable, out var kubeconfig) && !string.IsNullOrWhiteSpace(kubeconfig))
         {
             var paths = kubeconfig.Split(':', StringSplitOptions.RemoveEmptyEntries).Where(File.Exists).ToArray();
             if (paths.Length == 0)
@@ -105,7 +111,7 @@ public sealed class KubeApi : IDisposable
             return (FromFile(paths[0], settings), paths[0]);
         }
 
-        var home = env.TryGetValue("HOME", out var h) && !string.IsNullOrEmpty(h) ? h : "/root";
+        var home = env.TryGetValue(HomeVariable, out var h) && !string.IsNullOrEmpty(h) ? h : "/root";
         foreach (var candidate in new[] { Path.Combine(home, ".kube", "config"), "/etc/rancher/k3s/k3s.yaml" })
         {
             if (File.Exists(candidate))

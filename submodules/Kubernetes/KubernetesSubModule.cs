@@ -46,7 +46,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
     ];
 
     private readonly K8sSettings _settings;
-    private readonly IReadOnlyDictionary<string, string?> _env;
+    private readonly SubModuleContext _context;
     private readonly Containerd _containerd;
     // Per application under state_dir: the snapshots "current" (the manifests last rolled out, as they came) and
     // "previous" (the ones before), and the record "types" (the kinds applied, one "apiVersion kind" a line, so that
@@ -58,16 +58,16 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
     private readonly ManifestStore _state;
     private KubeApi? _api;
 
-    public KubernetesSubModule(K8sSettings settings, IReadOnlyDictionary<string, string?> env)
+    public KubernetesSubModule(K8sSettings settings, SubModuleContext context)
     {
         _settings = settings;
-        _env = env;
+        _context = context;
         _containerd = new Containerd(settings);
         _state = new ManifestStore(settings.StateDirectory);
     }
 
     /// <summary>Connected on first use, so that image calls work without a reachable cluster.</summary>
-    private KubeApi Api => _api ??= KubeApi.Connect(_settings, _env);
+    private KubeApi Api => _api ??= KubeApi.Connect(_settings, _context.Variables);
 
     private string DefaultNamespace => _settings.NamespaceExplicit ? _settings.Namespace : Api.ContextNamespace ?? _settings.Namespace;
 
@@ -948,7 +948,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
 
         // With MENDER_APP_MANIFESTS_DIR (set by `app` for the version it is about to install): the
         // manifests must parse into objects that the device's host-access policy allows, before anything stops.
-        if (Environment.GetEnvironmentVariable("MENDER_APP_MANIFESTS_DIR") is { Length: > 0 } manifests)
+        if (_context.PreCheckManifests is { } manifests)
         {
             try
             {

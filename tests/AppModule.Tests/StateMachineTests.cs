@@ -289,6 +289,23 @@ public class StateMachineTests
     }
 
     [Fact]
+    public void Every_call_carries_apps_log_level_and_the_pre_check_gets_the_new_manifests_and_images()
+    {
+        using var rig = new ModuleRig("log_level = \"debug\"\n");
+        File.WriteAllText(Path.Combine(rig.FakeDir, "record-env"), "MENDER_APP_LOG_LEVEL\nMENDER_APP_MANIFESTS_DIR\nMENDER_APP_IMAGES\n");
+        var app = Unique.Name("a");
+        var t = rig.Tree(rig.Spec("v1", app, Web("1.0"), rig.Image("web:1.0")));
+        Assert.Equal(0, rig.Install(t).ExitCode);
+
+        Assert.All(rig.Calls(), c => Assert.Contains("MENDER_APP_LOG_LEVEL=debug", c));
+        var reqs = Assert.Single(rig.Calls(), c => c.StartsWith("REQS", StringComparison.Ordinal));
+        Assert.DoesNotContain("MENDER_APP_MANIFESTS_DIR=<unset>", reqs);
+        Assert.Matches("MENDER_APP_IMAGES=(sha256:)?[0-9a-f]{64} web:1.0", reqs);
+        var rollout = Assert.Single(rig.Calls(), c => c.StartsWith("ROLLOUT", StringComparison.Ordinal));
+        Assert.Contains("MENDER_APP_MANIFESTS_DIR=<unset>", rollout);
+    }
+
+    [Fact]
     public void Cleanup_keeps_images_another_application_still_uses()
     {
         using var rig = new ModuleRig();
