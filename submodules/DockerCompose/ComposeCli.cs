@@ -1,5 +1,5 @@
-using DockerApi;
 using AppModule.Runtime;
+using DockerApi;
 using SubModule.Hosting;
 using YamlDotNet.RepresentationModel;
 

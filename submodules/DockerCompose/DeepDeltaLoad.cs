@@ -1,8 +1,8 @@
-using DockerApi;
 using System.IO.Pipelines;
 using AppModule.Core.SubModules;
 using AppModule.Delta;
 using AppModule.Runtime;
+using DockerApi;
 using SubModule.Hosting;
 
 namespace DockerCompose;

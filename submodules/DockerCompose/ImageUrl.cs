@@ -1,5 +1,5 @@
-using DockerApi;
 using AppModule.Core.Images;
+using DockerApi;
 using SubModule.Hosting;
 
 namespace DockerCompose;
