@@ -1,8 +1,4 @@
-<<<<<<< HEAD
 using AppModule.Core.Images;
-using DockerApi;
-=======
->>>>>>> c0cc188 (DockerCompose: using directives in .editorconfig order after the DockerApi move)
 using AppModule.Core.Policy;
 using AppModule.Core.SubModules;
 using AppModule.Runtime;
