@@ -411,7 +411,7 @@ public sealed class DockerComposeTests(ComposeV2Fixture fx) : IClassFixture<Comp
             var ctx = dir.Dir("ctx-" + tag);
             File.WriteAllText(Path.Combine(ctx, "Dockerfile"), dockerfile);
             var name = $"conformance/{app}:{tag}";
-            var r = Cmd.Run(DockerEngine.Cli, ["build", "-q", "-t", name, ctx], new Dictionary<string, string?> { ["DOCKER_BUILDKIT"] = "0" }, timeout: Timeout);
+            var r = Cmd.Run(DockerEngine.Cli, ["build", "-q", "--network", "none", "-t", name, ctx], new Dictionary<string, string?> { ["DOCKER_BUILDKIT"] = "0" }, timeout: Timeout);
             Assert.True(r.ExitCode == 0, r.ToString());
             return name;
         }
