@@ -229,8 +229,10 @@ public sealed class RolloutStore(IDatabase db, FleetStateOptions options)
             string message = "";
             if (version is not null && SameVersion(version, r.Target)) state = DeviceState.AtTarget;
             else if (r.Status != RolloutStatus.Completed && wave > r.Wave) state = DeviceState.Held;
-            else if (ctarget is not null && SameVersion(ctarget, r.Target) && cstatus is "failure" or "error") { state = DeviceState.Failed; message = cmessage; }
-            else if (ctarget is not null && SameVersion(ctarget, r.Target) && cstatus == "timeout") { state = DeviceState.Unreachable; message = cmessage; }
+            // failed: the device answered success:false (its install failed and rolled back); a timeout, or an error
+            // of the updater's own call (e.g. Redis restarting under it), says nothing about the device: unreachable
+            else if (ctarget is not null && SameVersion(ctarget, r.Target) && cstatus == "failure") { state = DeviceState.Failed; message = cmessage; }
+            else if (ctarget is not null && SameVersion(ctarget, r.Target) && cstatus is "timeout" or "error") { state = DeviceState.Unreachable; message = cmessage; }
             else state = DeviceState.Pending;
             devices.Add(new RolloutDevice(app, wave, state, version, message));
         }

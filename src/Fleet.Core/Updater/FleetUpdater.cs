@@ -299,8 +299,13 @@ public sealed class FleetUpdater
             catch (OperationCanceledException) { return; }
             catch (Exception e) when (e is RedisException or TimeoutException) { Log.Debug($"reading run-time targets failed: {e.Message}"); }
             try { await StepRolloutsAsync(store, ct); }
-            catch (OperationCanceledException) { return; }
-            catch (Exception e) when (e is RedisException or TimeoutException) { Log.Warning($"evaluating the rollouts failed: {e.Message}; next try in 1 s"); }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
+            catch (Exception e) when (e is not OutOfMemoryException)
+            {
+                // this loop must outlive any one failure (Redis restarting, loading its AOF, a reply cut short): a dead
+                // loop would leave every rollout where it stands
+                Log.Warning($"evaluating the rollouts failed ({e.GetType().Name}): {e.Message}; next try in 1 s");
+            }
         }
     }
 
