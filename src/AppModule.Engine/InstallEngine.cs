@@ -324,7 +324,12 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         return true;
     }
 
-    /// <summary>Restarts the last-known-good of <paramref name="app"/>: STOP what runs, ROLLOUT the last-known-good, health gate (no soak).</summary>
+    /// <summary>
+    /// Restarts the last-known-good of <paramref name="app"/>: STOP what runs, ROLLOUT the last-known-good, health gate
+    /// (no soak). The store names the composition being restarted (<see cref="AppState.Restarting"/>) until it is rolled
+    /// out, so that a crash (or a failed step) between STOP and ROLLOUT does not leave the app down for good:
+    /// <see cref="ResumeRestartAsync"/> finishes it.
+    /// </summary>
     public async Task RestartAsync(string app, string step, bool waitHealthy, CancellationToken ct)
     {
         using var _ = Lock();
@@ -341,18 +346,43 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         if (state.Running is { } running)
         {
             var old = _store.ReadComposition(app, running);
-            state = Transition(state with { Running = null }, "stopping", running);
+            state = Transition(state with { Running = null, Restarting = target }, "stopping", running);
             await _runner.RequireAsync(_runner.Resolve(old.Orchestrator), new SubModuleCall.Stop(app, _store.ManifestsOf(app, running)), SubModuleRunner.EnvironmentFor(old), $"{step} (STOP)", $"application {app} ({old.ArtifactName})", ct).ConfigureAwait(false);
             state = Transition(state, "stopped", running);
         }
 
-        state = Transition(state with { Running = target }, "rolling-out", target);
+        state = Transition(state with { Running = target, Restarting = target }, "rolling-out", target);
         await _runner.RequireAsync(exe, new SubModuleCall.Rollout(app, _store.ManifestsOf(app, target)), env, $"{step} (ROLLOUT)", $"application {app} ({c.ArtifactName})", ct).ConfigureAwait(false);
-        Transition(state, "restored", target);
+        Transition(state with { Restarting = null }, "restored", target);
         if (waitHealthy)
         {
             await GateFor(c).WaitAsync(exe, app, env, soak: false, ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// After a crash in the middle of a restart (<see cref="AppState.Restarting"/> is set): restarts the last-known-good
+    /// again, as the interrupted command meant to. When the store moved on since (an install pending, or another
+    /// version committed, whose ROLLOUT already ran it) the record is only dropped. True when it restarted.
+    /// </summary>
+    public async Task<bool> ResumeRestartAsync(string app, CancellationToken ct)
+    {
+        var state = _store.Load(app);
+        if (state.Restarting is not { } restarting)
+        {
+            return false;
+        }
+
+        if (state.Pending is null && restarting == state.Committed)
+        {
+            await RestartAsync(app, "recovery", waitHealthy: true, ct).ConfigureAwait(false);
+            return true;
+        }
+
+        using var _ = Lock();
+        state = _store.Load(app);
+        Transition(state with { Restarting = null }, "restart-dropped", $"{Describe(app, restarting)}: the store moved on since the restart was interrupted");
+        return false;
     }
 
     // ---------------------------------------------------------------- Cleanup

@@ -59,6 +59,54 @@ public sealed class AgentKillTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// The agent SIGKILLed (with its tree) during a `restart` command, in its STOP and in its ROLLOUT: the app was
+    /// meant to run, so the agent's next start brings the last-known-good up again (the store names the composition
+    /// being restarted until it is rolled out), and the device is settled on it: a container runs it, answers, and
+    /// `app status --json` says it runs. (Before, a kill between STOP and ROLLOUT left the app down until the next command.)
+    /// </summary>
+    [SkippableFact]
+    public async Task A_SIGKILL_of_the_agent_during_a_restart_brings_the_app_up_again_when_the_agent_starts()
+    {
+        Requires.Applicable(Environment.GetEnvironmentVariable("HARDENING_FAULTS") == "1", "the agent kill matrix runs in `make test-faults` (HARDENING_FAULTS=1)");
+        using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(15));
+        var ct = cts.Token;
+        await using var rig = await AgentRig.StartAsync(ct);
+        await rig.StartAgent(ct);
+        var adopt = await rig.Send(new DockerCommandRequest("restart", rig.Dir), ct);
+        Assert.True(adopt.Response?.Success == true, $"the first restart (which adopts 1.0, brought up by hand, into the store): {adopt.Outcome} {adopt.Response}\n{rig.AgentLog}");
+        foreach (var (step, @event) in new[] { ("STOP", "stopping"), ("ROLLOUT", "rolling-out") })
+        {
+            var frozen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var armed = 1;
+            rig.OnEvent = e =>
+            {
+                if (e.Event == @event && Interlocked.Exchange(ref armed, 0) == 1)
+                {
+                    rig.Freeze();
+                    frozen.TrySetResult();
+                }
+            };
+            using var callCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+            var call = rig.Send(new DockerCommandRequest("restart", rig.Dir), callCts.Token);
+            await Task.WhenAny(frozen.Task, call, Task.Delay(TimeSpan.FromMinutes(4), ct));
+            Assert.True(frozen.Task.IsCompleted, $"no {@event} event during the restart:\n{(call.IsCompleted ? call.Result.Response : null)}\n{rig.AgentLog}");
+            var killed = rig.KillAgentTree();
+            await callCts.CancelAsync();
+            var journalAtKill = rig.JournalEvents().Length;
+            var running = rig.Store.Load(rig.App).Running;
+            output.WriteLine($"restart killed in its {step} (journal ends {rig.JournalEvents()[^1]}, the store runs {running ?? "nothing"}){(killed.Count == 0 ? "" : " with " + string.Join("; ", killed))}");
+
+            await rig.StartAgent(ct);
+            await rig.AssertSettledAsync("1.0", $"after a SIGKILL during the restart's {step}", ct);
+            Assert.Null(rig.Store.Load(rig.App).Restarting);
+            var recovery = rig.JournalEvents()[journalAtKill..];
+            output.WriteLine($"  recovery journaled [{string.Join(' ', recovery)}]");
+            Assert.Equal("restored", recovery[^1]);
+            rig.OnEvent = null;
+        }
+    }
+
+    /// <summary>
     /// One update from <paramref name="current"/> killed during <paramref name="step"/>, the recovery checks and
     /// the next update; returns whether the kill landed in the step, and the version that runs afterwards.
     /// </summary>

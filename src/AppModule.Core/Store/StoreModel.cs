@@ -87,6 +87,13 @@ public sealed record AppState(
 {
     public int Version { get; init; } = 1;
 
+    /// <summary>
+    /// The composition a restart (STOP what runs, ROLLOUT the last-known-good) is bringing back up, from its first
+    /// step until it is rolled out; null otherwise. Set after a crash mid-restart: the app was meant to run, and
+    /// the fleet agent's start finishes the restart.
+    /// </summary>
+    public string? Restarting { get; init; }
+
     public static AppState Empty(string application) => new(application, null, null, null, null, null, [], 1);
 
     /// <summary>Compositions that must be kept (their images too).</summary>

@@ -83,7 +83,9 @@ public sealed class FleetAgent
 
     /// <summary>After a crash (SIGKILL mid-command): an install left pending is rolled back to the last-known-good,
     /// as the Mender client's ArtifactRollback would; a commit whose cleanup never ran (or was killed) is finalized
-    /// and the versions it demoted collected; what an interrupted store write left is removed. The app's compose file is then written from the store (the store is the truth).</summary>
+    /// and the versions it demoted collected; what an interrupted store write left is removed; a restart (or restore)
+    /// interrupted between its STOP and its ROLLOUT is finished, so the app runs again. The app's compose file is then
+    /// written from the store (the store is the truth).</summary>
     public async Task RecoverAsync(AgentApp app, CancellationToken ct)
     {
         try
@@ -99,6 +101,12 @@ public sealed class FleetAgent
             if (state.Pending is not null || state.RecentCommit is not null || state.Garbage.Count > 0)
             {
                 await _engine.CleanupAsync(app.Name, ct);
+            }
+
+            if (state.Restarting is { } r)
+            {
+                Log.Warning($"{app.Name}: a restart of {r} was interrupted; bringing the last-known-good up again");
+                await _engine.ResumeRestartAsync(app.Name, ct);
             }
 
             WriteBackFromStore(app);
