@@ -284,7 +284,7 @@ public class ComposeEndToEndTests
         var corrupt = Path.Combine(rig.Web.Dir, "v2-corrupt.tar");
         FlipOneByteOfTheLastLayer(v2.SavedPath, corrupt);
         var corruptDelta = Path.Combine(rig.Web.Dir, "v2-corrupt.vcdiff");
-        Cmd.Ok("xdelta3", "-e", "-f", "-s", v1.SavedPath, corrupt, corruptDelta);
+        Cmd.Ok(Tool.Xdelta3, "-e", "-f", "-s", v1.SavedPath, corrupt, corruptDelta);
         var refused = rig.Install(rig.Web.Spec("web-v2-corrupt", app, new AppImage(v2.UrlNew, corruptDelta, v2.Id, UrlCurrent: v1.UrlNew, IdCurrent: v1.Id), port));
 
         Assert.Equal(1, refused.ExitCode);
@@ -302,7 +302,7 @@ public class ComposeEndToEndTests
 
         // The right delta of the same image then installs, and the engine runs exactly v2.
         var deltaFile = Path.Combine(rig.Web.Dir, "v2.vcdiff");
-        Cmd.Ok("xdelta3", "-e", "-f", "-s", v1.SavedPath, v2.SavedPath, deltaFile);
+        Cmd.Ok(Tool.Xdelta3, "-e", "-f", "-s", v1.SavedPath, v2.SavedPath, deltaFile);
         Ok(rig.Install(rig.Web.Spec("web-v2-delta", app, new AppImage(v2.UrlNew, deltaFile, v2.Id, UrlCurrent: v1.UrlNew, IdCurrent: v1.Id), port)));
         Ok(rig.Client.Commit());
         Assert.Equal("web 2.0", WebApps.Answer(port));
