@@ -8,7 +8,7 @@ say() { printf '==> %s\n' "$*" >&2; }
 packages=(docker.io docker-compose containerd mender-client mender-artifact redis-server
   docker-registry busybox-static skopeo xdelta3 iptables util-linux ca-certificates curl
   clang lld llvm gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static lintian
-  dpkg-dev fakeroot file hyperfine gcc libc6-dev openssl iproute2)
+  dpkg-dev fakeroot file hyperfine gcc libc6-dev openssl iproute2 podman catatonit)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -39,5 +39,26 @@ public sealed class PrivateEngineTests
         }
     }
 
+    [SkippableFact]
+    public void A_private_podman_runs_a_pod_under_its_own_root_and_leaves_nothing_mounted_after_dispose()
+    {
+        string root;
+        using (var podman = new PrivatePodman())
+        {
+            root = podman.Root;
+            podman.CopyImages("appmodule/busybox:base");
+            Assert.NotNull(podman.ImageId("appmodule/busybox:base"));
+            podman.PodmanOk("pod", "create", "--name", "private-pod");
+            var run = podman.Podman("run", "--rm", "--pod", "private-pod", "appmodule/busybox:base", "sh", "-c", "ulimit -n");
+            Assert.True(run.ExitCode == 0, run.ToString());
+            Assert.Equal("1024", run.Stdout.Trim());
+            Assert.Contains(podman.Containers(), c => c["Name"]?.GetValue<string>()?.EndsWith("-infra", StringComparison.Ordinal) == true);
+            Assert.Contains(root, podman.PodmanOk("info", "--format", "{{.Store.GraphRoot}}"), StringComparison.Ordinal);
+        }
+
+        Assert.DoesNotContain(File.ReadAllLines("/proc/self/mounts"), l => l.Contains(root, StringComparison.Ordinal));
+        Assert.False(Directory.Exists(root), $"{root} was left behind");
+    }
+
     private static bool LinkExists(string name) => Cmd.Run("ip", ["link", "show", name]).ExitCode == 0;
 }

@@ -33,6 +33,19 @@ public static class Tool
     /// <summary>qemu-aarch64-static, which runs the linux-arm64 binaries here.</summary>
     public static string QemuAarch64 => Requires.Program("qemu-user-static", "qemu-aarch64-static", $"`apt-get install qemu-user-static` {Deps}");
 
+    /// <summary>podman (Debian 12: 4.3) with catatonit, from which it builds the pause image of its pods; returns podman's path.</summary>
+    public static string Podman
+    {
+        get
+        {
+            var podman = Requires.Program("podman", "podman", $"`apt-get install podman catatonit` {Deps}");
+            Requires.Component("catatonit", System.IO.File.Exists("/usr/libexec/podman/catatonit") || Requires.Which("catatonit") is not null
+                ? null
+                : $"podman builds its pods' pause image from catatonit, which is not installed: `apt-get install podman catatonit` {Deps}");
+            return podman;
+        }
+    }
+
     /// <summary>The docker CLI with the Compose v2 plugin (<c>docker compose</c>); returns the docker CLI's path.</summary>
     public static string DockerComposeV2
     {
