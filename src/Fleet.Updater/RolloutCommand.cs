@@ -104,7 +104,7 @@ public static class RolloutCommand
                     }
                     Log.Info($"rollout of group {group} ({members.Count} device(s)) to {version} started: waves of {string.Join(", ", bounds)} device(s) (cumulative)");
                     if (await store.GetAsync(group, ct) is { } started)
-                        await store.NudgeAsync(new FleetState(bus.Database, cfg.State), started.Members.Where(m => started.WaveOf(m) == 0).ToList(), ct);
+                        await new FleetState(bus.Database, cfg.State).RequeueObservedAsync(started.Members.Where(m => started.WaveOf(m) == 0).ToList(), ct);
                     return 0;
                 }
             case "pause" or "resume" or "abort":
@@ -127,7 +127,7 @@ public static class RolloutCommand
                     }
                     Log.Info($"rollout of group {group}: {to}");
                     if (op == "resume" && await store.GetAsync(group, ct) is { } resumed)
-                        await store.NudgeAsync(new FleetState(bus.Database, cfg.State), resumed.Members.Where(m => resumed.WaveOf(m) <= resumed.Wave).ToList(), ct);
+                        await new FleetState(bus.Database, cfg.State).RequeueObservedAsync(resumed.Members.Where(m => resumed.WaveOf(m) <= resumed.Wave).ToList(), ct);
                     return 0;
                 }
             case "status":

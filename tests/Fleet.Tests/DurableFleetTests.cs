@@ -70,10 +70,19 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
             foreach (var app in apps)
             {
                 Version[app] = initial;
+                var one = new SemaphoreSlim(1); // one command per app at a time, as the agent's per-app lock
                 var server = new CommlibRpcServer(_bus, Rpc(app), async (req, ct) =>
                 {
                     Received.AddOrUpdate(app, 1, (_, n) => n + 1);
                     FirstReceived.TryAdd(app, Interlocked.Increment(ref _seq));
+                    await one.WaitAsync(ct);
+                    try { return await RunAsync(req, ct); }
+                    finally { one.Release(); }
+                }, _ => { });
+                _tasks.Add(server.RunAsync(Token));
+
+                async Task<DockerCommandResponse> RunAsync(DockerCommandRequest req, CancellationToken ct)
+                {
                     if (req.IdempotencyKey is { } k && _seenKeys.TryGetValue(k, out var cached)) return cached;
                     Executed.AddOrUpdate(app, 1, (_, n) => n + 1);
                     await Task.Delay(work, ct);
@@ -86,12 +95,13 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
                     }
                     Version[app] = req.NewVersion!;
                     Converged.TryAdd(app, Interlocked.Increment(ref _seq));
-                    await ReportAsync(app, ct);
                     resp = new DockerCommandResponse(true, $"Successfully updated to version {req.NewVersion}");
                     if (req.IdempotencyKey is { } key) _seenKeys[key] = resp;
+                    // as the agent: a report that cannot be sent (Redis restarting) is logged, not a failed update
+                    try { await ReportAsync(app, ct); }
+                    catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException) { }
                     return resp;
-                }, _ => { });
-                _tasks.Add(server.RunAsync(Token));
+                }
                 _tasks.Add(Task.Run(async () =>
                 {
                     while (!Token.IsCancellationRequested)
@@ -125,12 +135,13 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         Assert.True(cond(), "timed out waiting until " + what);
     }
 
-    private async Task<(FleetUpdater Updater, RedisFleetBus Bus, Task Run, CancellationTokenSource Cts)> StartUpdater(Fleet f, IEnumerable<string> apps, string target, TimeSpan? rpcTimeout = null, int readWindow = 64)
+    private async Task<(FleetUpdater Updater, RedisFleetBus Bus, Task Run, CancellationTokenSource Cts)> StartUpdater(Fleet f, IEnumerable<string> apps, string target, TimeSpan? rpcTimeout = null, int readWindow = 64, TimeSpan? errorRetry = null)
     {
         var cfg = UpdaterConfig.Load(null, f.Env(apps, target)) with
         {
             Channel = f.Channel,
             RpcTimeout = rpcTimeout ?? TimeSpan.FromSeconds(10),
+            ErrorRetry = errorRetry ?? TimeSpan.FromSeconds(5),
             State = new FleetStateOptions { Prefix = f.Prefix, ClaimIdle = TimeSpan.FromSeconds(1), ReadWindow = readWindow },
         };
         var bus = await RedisFleetBus.ConnectAsync(cfg.Redis, f.Token);
@@ -328,6 +339,58 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         await StopAsync(u);
         Assert.All(apps, a => Assert.Equal(1, f.Executed[a]));
         Assert.All(apps, a => Assert.Equal("success", fx.Redis.Cli("HGET", f.Prefix + ":cmd:" + a, "status")));
+    }
+
+    [Fact]
+    public async Task A_send_that_failed_on_the_updaters_side_is_retried_soon_with_the_same_key_and_runs_once()
+    {
+        await using var f = NewFleet();
+        // the device's RPC list is a string: the updater's RPUSH fails (WRONGTYPE), as a send does while Redis restarts
+        fx.Redis.Cli("SET", f.Rpc("e1"), "not a list");
+        await f.StartDevicesAsync(["e1"], "1.0", TimeSpan.Zero, TimeSpan.FromMinutes(10)); // one report only
+        var u = await StartUpdater(f, ["e1"], "2.0", errorRetry: TimeSpan.FromSeconds(1));
+        string Cmd(string field) => fx.Redis.Cli("HGET", f.Prefix + ":cmd:e1", field);
+        await WaitUntil(() => Cmd("status") == "error", "the send fails and is recorded as an error");
+        Assert.Contains("WRONGTYPE", Cmd("message"));
+        var key = Cmd("key");
+
+        fx.Redis.Cli("DEL", f.Rpc("e1"));
+
+        // retried without a new report of the device (its next one is 10 min away) and long before retry_after (300 s)
+        await WaitUntil(() => Observed(f, "e1") == "2.0", "the retried command runs on the device");
+        await WaitUntil(() => Cmd("status") == "success", "its reply is recorded");
+        await StopAsync(u);
+        Assert.Equal(key, Cmd("key"));
+        Assert.Equal(1, f.Executed["e1"]);
+        Assert.True(int.Parse(Cmd("retries")) >= 1);
+    }
+
+    [Fact]
+    public async Task Redis_restarted_mid_rollout_the_rollout_resumes_from_its_AOF_and_completes_with_one_run_per_device()
+    {
+        await using var f = NewFleet();
+        var apps = Enumerable.Range(1, 12).Select(i => $"a{i:D2}").ToArray();
+        using var tmp = new TempDir("fleet-rollout-aof");
+        var conf = RolloutConf(tmp, f, "g", apps);
+        var env = f.Env(apps, "1.0").Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        env["FLEET_LOG_LEVEL"] = "info";
+        string H(string field) => fx.Redis.Cli("HGET", f.Prefix + ":rollout:g", field);
+        await f.StartDevicesAsync(apps, "1.0", TimeSpan.FromMilliseconds(1000), TimeSpan.FromSeconds(1));
+        using var u = Start(conf, env);
+        await WaitUntil(() => apps.All(x => Observed(f, x) == "1.0"), "every device's 1.0 is recorded");
+        var started = Ctl(conf, env, "start", "g", "2.0", "--waves", "2,50%"); // 2, 6, 12
+        Assert.True(started.Code == 0, started.Err);
+        // restarted while a device of the second wave runs its command (its answer and report meet the restart)
+        await WaitUntil(() => apps[2..6].Any(x => f.FirstReceived.ContainsKey(x) && !f.Converged.ContainsKey(x)), "the second wave is under way", 120);
+
+        fx.Redis.Restart();
+
+        await WaitUntil(() => H("status") is "completed" or "halted", "the rollout completes after the restart", 180);
+        Assert.True(H("status") == "completed", $"status {H("status")} wave {H("wave")} reason {H("reason")} at_target {H("at_target")}\n{u.StandardErrorTail()}");
+        u.Kill();
+        Assert.All(apps, x => Assert.Equal("2.0", Observed(f, x)));
+        Assert.All(apps, x => Assert.True(f.Executed[x] == 1, $"{x} ran its command {f.Executed[x]} times"));
+        Assert.Equal("12", H("at_target"));
     }
 
     [Fact]

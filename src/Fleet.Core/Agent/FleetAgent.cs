@@ -143,12 +143,18 @@ public sealed class FleetAgent
             var version = CurrentVersion(app);
             if (version is null) return;
             payload = WireCodec.EncodeVersion(new VersionMessage(app.Name, version, []), _cfg.WireStyle);
-            await _bus.PublishAsync(_cfg.Channel, payload, ct);
         }
         catch (Exception e) when (e is ComposeFileException or IOException or StoreException)
         {
             Log.Warning($"cannot report the version of {app.Name}: {e.Message}");
             return;
+        }
+        // Redis away for a moment (restarting) must not turn a command that succeeded into a failure: the report is
+        // sent again at the next interval
+        try { await _bus.PublishAsync(_cfg.Channel, payload, ct); }
+        catch (Exception e) when (e is StackExchange.Redis.RedisException or TimeoutException)
+        {
+            Log.Warning($"cannot publish the version report of {app.Name} on {_cfg.Channel}: {e.Message}; it is sent again at the next report");
         }
         if (_reports is null) return;
         try { await _reports.AddReportsAsync([payload], dedupe: true, ct); }

@@ -26,6 +26,10 @@ public sealed record UpdaterConfig
     public TimeSpan RpcTimeout { get; init; } = TimeSpan.FromSeconds(10);
     /// <summary>After an attempt at a target (success or failure), the same target is not retried for this long.</summary>
     public TimeSpan RetryAfter { get; init; } = TimeSpan.FromMinutes(5);
+    /// <summary>A send that failed on the updater's side (<c>error</c>: e.g. Redis restarted under the call, so the
+    /// request may never have reached the device) is retried with the same idempotency key after this long, doubling
+    /// with each further error up to <see cref="RetryAfter"/>.</summary>
+    public TimeSpan ErrorRetry { get; init; } = TimeSpan.FromSeconds(5);
     public byte[]? HmacKey { get; init; }
     public TimeSpan CommandTtl { get; init; } = TimeSpan.FromSeconds(60);
     public string? MetricsListen { get; init; }
@@ -47,7 +51,7 @@ public sealed record UpdaterConfig
     /// [registry] namespace (default image prefix: namespace/app), plain_http = ["host:port"],
     ///            cache_ttl_seconds, negative_ttl_seconds, max_attempts, docker_hub_api
     /// [registry.credentials."host:port"] username, password
-    /// [updater]  rpc_timeout_seconds, retry_after_seconds, hmac_key_file, command_ttl_seconds, metrics_listen, wire_style (ujson|plain),
+    /// [updater]  rpc_timeout_seconds, retry_after_seconds, error_retry_seconds, hmac_key_file, command_ttl_seconds, metrics_listen, wire_style (ujson|plain),
     ///            state_prefix, bridge_dedupe_ms, batch_size, read_window, claim_idle_seconds
     /// [apps.NAME] directory, target ("2.1.0", "~2.1", ">=1.5,&lt;2"), rpc, image
     /// [groups.NAME] members = ["app1", "app2"]   (a device group; "all" is every app unless defined)
@@ -165,6 +169,7 @@ public sealed record UpdaterConfig
             Apps = apps,
             RpcTimeout = f.GetSeconds("updater.rpc_timeout_seconds", TimeSpan.FromSeconds(10)),
             RetryAfter = f.GetSeconds("updater.retry_after_seconds", TimeSpan.FromMinutes(5)),
+            ErrorRetry = f.GetSeconds("updater.error_retry_seconds", TimeSpan.FromSeconds(5)),
             HmacKey = key,
             CommandTtl = f.GetSeconds("updater.command_ttl_seconds", TimeSpan.FromSeconds(60)),
             MetricsListen = NullIfEmpty(f.GetString("updater.metrics_listen")),

@@ -1,4 +1,5 @@
 using System.Globalization;
+using Fleet.Core.Wire;
 using StackExchange.Redis;
 
 namespace Fleet.Core.State;
@@ -29,8 +30,11 @@ public sealed record FleetStateOptions
     public string CommandKey(string app) => Prefix + ":cmd:" + app;
 }
 
-/// <summary>The verdict of the decide-and-record script for one report that wants an update.</summary>
-public enum ClaimVerdict { None, Send, Resend, InFlight, RecentlyAttempted }
+/// <summary>The verdict of the decide-and-record script for one report that wants an update: send a new attempt
+/// (new key); re-send a stale one (its sender died) or retry one whose send failed on the updater's side
+/// (<see cref="RetryError"/>), both with the same key; wait (in flight, attempted recently, or an errored send whose
+/// backoff has not passed: <see cref="ClaimResult.AgeMs"/> is then the time left).</summary>
+public enum ClaimVerdict { None, Send, Resend, InFlight, RecentlyAttempted, RetryError, ErrorBackoff }
 
 /// <summary>One report of a batch: its stream entry, and (when the updater wants to send an update) the target tag.</summary>
 public readonly record struct ReportRecord(RedisValue Id, string? App, string? Version, string? WantTag);
@@ -65,18 +69,21 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
         return n
         """;
 
-    // KEYS: stream, observed.  ARGV: group, now_ms, retry_ms, stale_ms, owner, cmd prefix, then per entry: id, app, version, want
-    // Per entry: records the observed version, then (want ~= '') claims the command atomically:
+    // KEYS: stream, observed.  ARGV: group, now_ms, retry_ms, stale_ms, owner, cmd prefix, error_retry_ms, then per entry:
+    // id, app, version, want.  Per entry: records the observed version, then (want ~= '') claims the command atomically:
     //  in flight (sent, not stale) -> 'I', resend a stale one of the same target with its key -> 'S',
-    //  same target finished less than retry_ms ago -> 'R', else a new attempt with a new key -> 'U'.
+    //  the same target whose send failed on the updater's side ('error': the request may never have reached the device)
+    //  -> 'E' with its key once error_retry_ms * 2^(earlier retries) passed (capped at retry_ms), else 'R' with the
+    //  time left; same target finished less than retry_ms ago -> 'R', else a new attempt with a new key -> 'U'.
     private const string DecideScript = """
         local now = tonumber(ARGV[2])
         local retry = tonumber(ARGV[3])
         local stale = tonumber(ARGV[4])
+        local eretry = tonumber(ARGV[7])
         local out = {}
         local ids = {}
         local k = 1
-        for i = 7, #ARGV, 4 do
+        for i = 8, #ARGV, 4 do
           local id, app, ver, want = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]
           if id ~= '' then ids[#ids+1] = id end
           local r = ''
@@ -84,19 +91,28 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
             redis.call('HSET', KEYS[2], app, ver .. '\t' .. now)
             if want ~= '' then
               local ck = ARGV[6] .. app
-              local c = redis.call('HMGET', ck, 'target', 'status', 'at', 'key')
+              local c = redis.call('HMGET', ck, 'target', 'status', 'at', 'key', 'retries')
               local at = tonumber(c[3] or '0') or 0
               if c[2] == 'sent' and now - at < stale then
                 r = 'I\t' .. c[1] .. '\t' .. (now - at)
               elseif c[2] == 'sent' and c[1] == want then
                 redis.call('HSET', ck, 'at', now, 'owner', ARGV[5])
                 r = 'S\t' .. c[4] .. '\t' .. (now - at)
+              elseif c[2] == 'error' and c[1] == want then
+                local n = tonumber(c[5] or '0') or 0
+                local wait = math.min(retry, eretry * 2 ^ math.min(n, 30))
+                if now - at >= wait then
+                  redis.call('HSET', ck, 'status', 'sent', 'at', now, 'owner', ARGV[5], 'retries', n + 1)
+                  r = 'E\t' .. c[4] .. '\t' .. (now - at)
+                else
+                  r = 'W\t' .. c[4] .. '\t' .. (wait - (now - at))
+                end
               elseif c[1] == want and c[2] and now - at < retry then
                 r = 'R\t' .. c[2] .. '\t' .. (now - at)
               else
                 local n = redis.call('HINCRBY', ck, 'n', 1)
                 local key = app .. ':' .. want .. ':' .. n
-                redis.call('HSET', ck, 'target', want, 'status', 'sent', 'at', now, 'owner', ARGV[5], 'key', key, 'message', '')
+                redis.call('HSET', ck, 'target', want, 'status', 'sent', 'at', now, 'owner', ARGV[5], 'key', key, 'message', '', 'retries', 0)
                 r = 'U\t' .. key .. '\t0'
               end
             end
@@ -143,6 +159,19 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
     public async Task AddReportAsync(byte[] payload, CancellationToken ct) =>
         await db.StreamAddAsync(Options.Stream, "p", payload, maxLength: (int)Math.Min(int.MaxValue, Options.StreamMaxLength), useApproximateMaxLength: true).WaitAsync(ct);
 
+    /// <summary>Puts the last observed version of each app back on the report stream, so that the updaters decide
+    /// them now (a wave just released, a rollout resumed, a send to retry) rather than at the devices' next reports.</summary>
+    public async Task RequeueObservedAsync(IReadOnlyList<string> apps, CancellationToken ct)
+    {
+        if (apps.Count == 0) return;
+        var observed = await db.HashGetAsync(Options.Observed, apps.Select(a => (RedisValue)a).ToArray()).WaitAsync(ct);
+        var payloads = new List<byte[]>();
+        for (int i = 0; i < apps.Count; i++)
+            if ((string?)observed[i] is { } ov)
+                payloads.Add(WireCodec.EncodeVersion(new VersionMessage(apps[i], ov.Split('\t')[0], [])));
+        await AddReportsAsync(payloads, dedupe: false, ct);
+    }
+
     /// <summary>Reports this consumer has not read yet, at most <paramref name="count"/>, waiting up to
     /// <paramref name="block"/> for one (XREADGROUP BLOCK). <paramref name="blockingDb"/> must be a connection of its
     /// own: a blocked command holds it.</summary>
@@ -181,22 +210,24 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
 
     /// <summary>Records each report's observed version, claims a command for those that want one, and acknowledges
     /// the entries, atomically and in one round trip. Results are in the order of <paramref name="batch"/>.</summary>
-    public async Task<ClaimResult[]> DecideAsync(IReadOnlyList<ReportRecord> batch, DateTimeOffset now, TimeSpan retryAfter, TimeSpan stale, string owner, CancellationToken ct)
+    public async Task<ClaimResult[]> DecideAsync(IReadOnlyList<ReportRecord> batch, DateTimeOffset now, TimeSpan retryAfter, TimeSpan stale, TimeSpan errorRetry, string owner, CancellationToken ct)
     {
-        var args = new RedisValue[6 + batch.Count * 4];
+        const int head = 7;
+        var args = new RedisValue[head + batch.Count * 4];
         args[0] = Options.Group;
         args[1] = now.ToUnixTimeMilliseconds();
         args[2] = (long)retryAfter.TotalMilliseconds;
         args[3] = (long)stale.TotalMilliseconds;
         args[4] = owner;
         args[5] = Options.Prefix + ":cmd:";
+        args[6] = (long)errorRetry.TotalMilliseconds;
         for (int i = 0; i < batch.Count; i++)
         {
             var b = batch[i];
-            args[6 + i * 4] = b.Id;
-            args[7 + i * 4] = b.App ?? "";
-            args[8 + i * 4] = b.Version ?? "";
-            args[9 + i * 4] = b.WantTag ?? "";
+            args[head + i * 4] = b.Id;
+            args[head + 1 + i * 4] = b.App ?? "";
+            args[head + 2 + i * 4] = b.Version ?? "";
+            args[head + 3 + i * 4] = b.WantTag ?? "";
         }
         var r = (RedisResult[])(await db.ScriptEvaluateAsync(DecideScript, [Options.Stream, Options.Observed], args).WaitAsync(ct))!;
         var results = new ClaimResult[batch.Count];
@@ -205,7 +236,15 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
             var s = (string?)r[i] ?? "";
             if (s.Length == 0) { results[i] = new ClaimResult(ClaimVerdict.None, "", 0); continue; }
             var parts = s.Split('\t');
-            var verdict = parts[0] switch { "U" => ClaimVerdict.Send, "S" => ClaimVerdict.Resend, "I" => ClaimVerdict.InFlight, _ => ClaimVerdict.RecentlyAttempted };
+            var verdict = parts[0] switch
+            {
+                "U" => ClaimVerdict.Send,
+                "S" => ClaimVerdict.Resend,
+                "E" => ClaimVerdict.RetryError,
+                "W" => ClaimVerdict.ErrorBackoff,
+                "I" => ClaimVerdict.InFlight,
+                _ => ClaimVerdict.RecentlyAttempted,
+            };
             results[i] = new ClaimResult(verdict, parts[1], long.Parse(parts[2], CultureInfo.InvariantCulture));
         }
         return results;

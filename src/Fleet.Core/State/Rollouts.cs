@@ -1,6 +1,5 @@
 using System.Globalization;
 using Fleet.Core.Versioning;
-using Fleet.Core.Wire;
 using StackExchange.Redis;
 
 namespace Fleet.Core.State;
@@ -303,17 +302,4 @@ public sealed class RolloutStore(IDatabase db, FleetStateOptions options)
             new("failed", v.Count(DeviceState.Failed)), new("unreachable", v.Count(DeviceState.Unreachable)),
             new("held", v.Count(DeviceState.Held)), new("gauges_at", now.ToUnixTimeMilliseconds()),
         ]).WaitAsync(ct);
-
-    /// <summary>Puts the last observed version of each app back on the report stream, so that the updaters decide
-    /// them now (a wave just released, a rollout resumed) rather than at the devices' next reports.</summary>
-    public async Task NudgeAsync(FleetState state, IReadOnlyList<string> apps, CancellationToken ct)
-    {
-        if (apps.Count == 0) return;
-        var observed = await db.HashGetAsync(Options.Observed, apps.Select(a => (RedisValue)a).ToArray()).WaitAsync(ct);
-        var payloads = new List<byte[]>();
-        for (int i = 0; i < apps.Count; i++)
-            if ((string?)observed[i] is { } ov)
-                payloads.Add(WireCodec.EncodeVersion(new VersionMessage(apps[i], ov.Split('\t')[0], [])));
-        await state.AddReportsAsync(payloads, dedupe: false, ct);
-    }
 }

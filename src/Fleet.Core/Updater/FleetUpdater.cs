@@ -338,7 +338,7 @@ public sealed class FleetUpdater
             if (released.Count > 0)
             {
                 await RefreshRolloutsAsync(ct);
-                await _rolloutStore.NudgeAsync(store, released, ct);
+                await store.RequeueObservedAsync(released, ct);
             }
         }
     }
@@ -404,7 +404,7 @@ public sealed class FleetUpdater
             }
         }
 
-        var claims = await store.DecideAsync(records, _clock.GetUtcNow(), _cfg.RetryAfter, StaleAfter, Consumer, ct);
+        var claims = await store.DecideAsync(records, _clock.GetUtcNow(), _cfg.RetryAfter, StaleAfter, _cfg.ErrorRetry, Consumer, ct);
         var latency = Stopwatch.GetElapsedTime(received);
         var result = new Decision[entries.Count];
         for (int i = 0; i < entries.Count; i++)
@@ -420,9 +420,14 @@ public sealed class FleetUpdater
                         $"{tag} was attempted {c.AgeMs / 1000} s ago ({c.Detail}); next try after {_cfg.RetryAfter.TotalSeconds:0} s"),
                     ClaimVerdict.Resend => new Decision(DecisionKind.Update, app.Name, r, tag,
                         $"re-send {r} -> {tag} via {app.Rpc} with key {c.Detail}: its sender recorded no outcome for {c.AgeMs / 1000} s"),
+                    ClaimVerdict.RetryError => new Decision(DecisionKind.Update, app.Name, r, tag,
+                        $"retry {r} -> {tag} via {app.Rpc} with key {c.Detail}: the last send failed on the updater's side {c.AgeMs / 1000} s ago (the device answers a key it already ran from its cache)"),
+                    ClaimVerdict.ErrorBackoff => new Decision(DecisionKind.RecentlyAttempted, app.Name, r, tag,
+                        $"the last send of {tag} (key {c.Detail}) failed on the updater's side; retried in {(c.AgeMs + 999) / 1000} s"),
                     _ => new Decision(DecisionKind.Update, app.Name, r, tag, $"update {r} -> {tag} via {app.Rpc} (key {c.Detail})"),
                 };
-                if (c.Verdict is ClaimVerdict.Send or ClaimVerdict.Resend)
+                if (c.Verdict == ClaimVerdict.ErrorBackoff) RequeueLater(store, app.Name, TimeSpan.FromMilliseconds(c.AgeMs), ct);
+                if (c.Verdict is ClaimVerdict.Send or ClaimVerdict.Resend or ClaimVerdict.RetryError)
                 {
                     var task = CallAsync(store, app, tag, c.Detail, ct);
                     _inflight[task] = 0;
@@ -506,8 +511,11 @@ public sealed class FleetUpdater
         catch (Exception e)
         {
             Metrics.Inc("fleet_rpc_total", "Update RPC outcomes.", "outcome=\"error\"");
-            Log.Error($"rpc {app.Name}: {app.Rpc} failed: {e.Message}");
-            await RecordAsync(store, app, key, "error", e.Message);
+            Log.Error($"rpc {app.Name}: {app.Rpc} failed: {e.Message}; retried with the same key {key}");
+            // recorded: retried after the error backoff; not recorded (Redis still away): it stays "sent" and is
+            // re-sent once stale. Either way this updater looks again then instead of waiting for the device's next report.
+            var recorded = await RecordAsync(store, app, key, "error", e.Message);
+            RequeueLater(store, app.Name, recorded ? _cfg.ErrorRetry : StaleAfter, ct);
             return;
         }
         if (result.Outcome == RpcOutcome.TimedOut)
@@ -526,14 +534,52 @@ public sealed class FleetUpdater
         RpcCompleted?.Invoke(app.Name, result);
     }
 
-    private async Task RecordAsync(FleetState store, AppEntry app, string key, string status, string message)
+    private async Task<bool> RecordAsync(FleetState store, AppEntry app, string key, string status, string message)
     {
         // the outcome is recorded even during shutdown; if Redis is gone the command turns stale and is re-sent with its key
         using var cts = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-        try { await store.CompleteAsync(app.Name, key, status, message, _clock.GetUtcNow(), cts.Token); }
+        try
+        {
+            await store.CompleteAsync(app.Name, key, status, message, _clock.GetUtcNow(), cts.Token);
+            return true;
+        }
         catch (Exception e) when (e is RedisException or TimeoutException or OperationCanceledException)
         {
             Log.Warning($"rpc {app.Name}: cannot record outcome {status} of {key}: {e.Message}; it will be re-sent with the same key");
+            return false;
         }
+    }
+
+    private readonly ConcurrentDictionary<string, byte> _requeues = new(StringComparer.Ordinal);
+
+    /// <summary>Puts the app's last observed report back on the stream after <paramref name="delay"/> (one pending
+    /// per app in this updater), so that a send to retry is decided when it is due rather than at the device's next
+    /// report (every minute by default). Redis away: tried again each second until it answers or the updater stops.</summary>
+    private void RequeueLater(FleetState store, string app, TimeSpan delay, CancellationToken ct)
+    {
+        if (!_requeues.TryAdd(app, 0)) return;
+        _ = Task.Run(async () =>
+        {
+            try
+            {
+                await Task.Delay(delay + TimeSpan.FromMilliseconds(50), ct);
+                while (true)
+                {
+                    try
+                    {
+                        _requeues.TryRemove(app, out _);
+                        await store.RequeueObservedAsync([app], ct);
+                        return;
+                    }
+                    catch (Exception e) when (e is RedisException or TimeoutException)
+                    {
+                        if (!_requeues.TryAdd(app, 0)) return;
+                        Log.Debug($"requeue of {app}'s report failed: {e.Message}; next try in 1 s");
+                        await Task.Delay(TimeSpan.FromSeconds(1), ct);
+                    }
+                }
+            }
+            catch (OperationCanceledException) { _requeues.TryRemove(app, out _); }
+        }, CancellationToken.None);
     }
 }
