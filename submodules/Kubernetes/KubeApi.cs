@@ -9,38 +9,12 @@ using SubModule.Hosting;
 
 namespace Kubernetes;
 
-/// <summary>A resource type as discovery names it.</summary>
-public sealed record ResourceType(string ApiVersion, string Kind, string Resource, bool Namespaced)
-{
-    public string Group => ApiVersion.Contains('/', StringComparison.Ordinal) ? ApiVersion[..ApiVersion.IndexOf('/', StringComparison.Ordinal)] : string.Empty;
-
-    public string Prefix => ApiVersion.Contains('/', StringComparison.Ordinal) ? $"/apis/{ApiVersion}" : $"/api/{ApiVersion}";
-
-    public string ObjectPath(string? ns, string name) =>
-        Namespaced ? $"{Prefix}/namespaces/{Esc(ns!)}/{Resource}/{Esc(name)}" : $"{Prefix}/{Resource}/{Esc(name)}";
-
-    /// <summary>All objects of the type, in every namespace.</summary>
-    public string ListPath(string labelSelector) => $"{Prefix}/{Resource}?labelSelector={Uri.EscapeDataString(labelSelector)}";
-
-    public override string ToString() => $"{Kind}.{ApiVersion}";
-
-    private static string Esc(string s) => Uri.EscapeDataString(s);
-}
-
-/// <summary>The API server answered with an error status.</summary>
-public sealed class KubeApiException(HttpStatusCode status, string reason, string message) : SubModuleFailure(message)
-{
-    public HttpStatusCode Status { get; } = status;
-
-    public string Reason { get; } = reason;
-}
-
 /// <summary>
 /// The few REST calls the sub-module makes, sent through KubernetesClient.Aot's authenticated
 /// HttpClient (kubeconfig credentials, client certificates, tokens), on generic JSON objects so that
 /// any kind, including custom resources, can be applied. Discovery (kind → resource) is our own.
 /// </summary>
-public sealed class KubeApi : IDisposable
+public sealed class KubeApi : IKubeApi, IDisposable
 {
     private const string ApplyPatch = "application/apply-patch+yaml";
     private const string MergePatch = "application/merge-patch+json";

@@ -5,7 +5,7 @@ namespace Kubernetes;
 /// <summary>What a workload's status says, in the terms of <c>kubectl rollout status</c>.</summary>
 public sealed record WorkloadState(bool RolledOut, bool Alive, bool Failed, string Reason);
 
-/// <summary>Reads Deployments, StatefulSets and DaemonSets: desired size, rollout state, liveness, images.</summary>
+/// <summary>Reads Deployments, StatefulSets and DaemonSets: desired size, rollout state, liveness.</summary>
 public static class Workloads
 {
     public const string ApplicationLabel = "app.mender.io/application";
@@ -149,30 +149,6 @@ public static class Workloads
         "DaemonSet" => Long(status["desiredNumberScheduled"]) == 0 || Long(status["numberReady"]) > 0,
         _ => Long(o["spec"]?["replicas"], 1) == 0 || Long(status["readyReplicas"]) > 0,
     };
-
-    /// <summary>The container and init-container images of a workload, pod, job or cron job.</summary>
-    public static IEnumerable<string> Images(JsonObject o)
-    {
-        var podSpec = o["kind"]?.GetValue<string>() switch
-        {
-            "Pod" => o["spec"],
-            "CronJob" => o["spec"]?["jobTemplate"]?["spec"]?["template"]?["spec"],
-            _ => o["spec"]?["template"]?["spec"],
-        };
-        foreach (var list in new[] { "initContainers", "containers" })
-        {
-            if (podSpec?[list] is JsonArray containers)
-            {
-                foreach (var c in containers)
-                {
-                    if (c?["image"]?.GetValue<string>() is { Length: > 0 } image)
-                    {
-                        yield return image;
-                    }
-                }
-            }
-        }
-    }
 
     private static (string Status, string Reason, string Message)? Condition(JsonObject status, string type)
     {
