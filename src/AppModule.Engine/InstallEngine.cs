@@ -109,7 +109,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             Transition(state, "stopped", running);
         }
 
-        state = Transition(state with { Running = composition.Id }, "rolling-out", composition.Id);
+        state = Transition(state with { Running = composition.Id, Stopping = null }, "rolling-out", composition.Id);
         await _runner.RequireAsync(exe, new SubModuleCall.Rollout(app, _store.ManifestsOf(app, composition.Id)), compositionEnv, "ROLLOUT", $"application {app} ({version})", ct).ConfigureAwait(false);
         state = Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.RolledOut } }, "rolled-out", composition.Id);
 
@@ -272,7 +272,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             ? new SubModuleCall.Rollout(app, _store.ManifestsOf(app, target))
             : new SubModuleCall.Rollback(app, _store.ManifestsOf(app, target), _store.ManifestsOf(app, running));
         await _runner.RequireAsync(exe, call, env, $"{step} ({call.Name})", $"application {app} ({good.ArtifactName})", ct).ConfigureAwait(false);
-        state = Transition(state with { Running = target }, "restored", target);
+        state = Transition(state with { Running = target, Stopping = null }, "restored", target);
         await GateFor(good).WaitAsync(exe, app, env, soak: false, ct).ConfigureAwait(false);
         return state;
     }
@@ -318,9 +318,43 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             return false;
         }
 
+        // Recorded before the STOP (as a restart does): a crash during it leaves a store that says nothing runs and
+        // names what was being stopped, so the agent's start finishes the stop (ResumeStopAsync).
         var c = _store.ReadComposition(app, running);
-        await _runner.RequireAsync(_runner.Resolve(c.Orchestrator), new SubModuleCall.Stop(app, _store.ManifestsOf(app, running)), SubModuleRunner.EnvironmentFor(c), $"{step} (STOP)", $"application {app} ({c.ArtifactName})", ct).ConfigureAwait(false);
-        Transition(state with { Running = null }, "stopped", running);
+        state = Transition(state with { Running = null, Stopping = running }, "stopping", running);
+        await StopCompositionAsync(c, running, step, ct).ConfigureAwait(false);
+        Transition(state with { Stopping = null }, "stopped", running);
+        return true;
+    }
+
+    private async Task StopCompositionAsync(Composition c, string id, string step, CancellationToken ct)
+    {
+        var app = c.Application;
+        await _runner.RequireAsync(_runner.Resolve(c.Orchestrator), new SubModuleCall.Stop(app, _store.ManifestsOf(app, id)), SubModuleRunner.EnvironmentFor(c), $"{step} (STOP)", $"application {app} ({c.ArtifactName})", ct).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// After a crash in the middle of a stop (<see cref="AppState.Stopping"/> is set): STOPs that composition again, as
+    /// the interrupted command meant to. When the store moved on since (something was rolled out or an install is
+    /// pending) the record is only dropped. True when it stopped.
+    /// </summary>
+    public async Task<bool> ResumeStopAsync(string app, CancellationToken ct)
+    {
+        using var _ = Lock();
+        var state = _store.Load(app);
+        if (state.Stopping is not { } stopping)
+        {
+            return false;
+        }
+
+        if (state.Running is not null || state.Pending is not null)
+        {
+            Transition(state with { Stopping = null }, "stop-dropped", $"{Describe(app, stopping)}: the store moved on since the stop was interrupted");
+            return false;
+        }
+
+        await StopCompositionAsync(_store.ReadComposition(app, stopping), stopping, "recovery", ct).ConfigureAwait(false);
+        Transition(state with { Stopping = null }, "stopped", stopping);
         return true;
     }
 
@@ -351,7 +385,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             state = Transition(state, "stopped", running);
         }
 
-        state = Transition(state with { Running = target, Restarting = target }, "rolling-out", target);
+        state = Transition(state with { Running = target, Restarting = target, Stopping = null }, "rolling-out", target);
         await _runner.RequireAsync(exe, new SubModuleCall.Rollout(app, _store.ManifestsOf(app, target)), env, $"{step} (ROLLOUT)", $"application {app} ({c.ArtifactName})", ct).ConfigureAwait(false);
         Transition(state with { Restarting = null }, "restored", target);
         if (waitHealthy)

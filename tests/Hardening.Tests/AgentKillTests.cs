@@ -63,9 +63,12 @@ public sealed class AgentKillTests(ITestOutputHelper output)
     /// meant to run, so the agent's next start brings the last-known-good up again (the store names the composition
     /// being restarted until it is rolled out), and the device is settled on it: a container runs it, answers, and
     /// `app status --json` says it runs. (Before, a kill between STOP and ROLLOUT left the app down until the next command.)
+    /// Then, on the same rig, a `down` killed in its STOP: the app was meant to be down, so the agent's start STOPs it
+    /// again; no container of the app is left and the store (and `app status`) says nothing runs. (Before, the store
+    /// said the app ran while its STOP had been cut short.)
     /// </summary>
     [SkippableFact]
-    public async Task A_SIGKILL_of_the_agent_during_a_restart_brings_the_app_up_again_when_the_agent_starts()
+    public async Task A_SIGKILL_of_the_agent_during_a_restart_or_a_down_is_finished_when_the_agent_starts()
     {
         Requires.Applicable(Environment.GetEnvironmentVariable("HARDENING_FAULTS") == "1", "the agent kill matrix runs in `make test-faults` (HARDENING_FAULTS=1)");
         using var cts = new CancellationTokenSource(TimeSpan.FromMinutes(15));
@@ -104,6 +107,40 @@ public sealed class AgentKillTests(ITestOutputHelper output)
             Assert.Equal("restored", recovery[^1]);
             rig.OnEvent = null;
         }
+
+        // A down killed in its STOP.
+        var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        rig.OnEvent = e =>
+        {
+            if (e.Event == "stopping")
+            {
+                rig.Freeze();
+                stopping.TrySetResult();
+            }
+        };
+        using (var downCts = CancellationTokenSource.CreateLinkedTokenSource(ct))
+        {
+            var down = rig.Send(new DockerCommandRequest("down", rig.Dir), downCts.Token);
+            await Task.WhenAny(stopping.Task, down, Task.Delay(TimeSpan.FromMinutes(4), ct));
+            Assert.True(stopping.Task.IsCompleted, $"no stopping event during the down:\n{(down.IsCompleted ? down.Result.Response : null)}\n{rig.AgentLog}");
+            var killed = rig.KillAgentTree();
+            await downCts.CancelAsync();
+            var atKill = rig.Store.Load(rig.App);
+            output.WriteLine($"down killed in its STOP (journal ends {rig.JournalEvents()[^1]}, the store stops {atKill.Stopping}, runs {atKill.Running ?? "nothing"}){(killed.Count == 0 ? "" : " with " + string.Join("; ", killed))}");
+            Assert.Equal(("stopping", atKill.Committed, (string?)null), (rig.JournalEvents()[^1], atKill.Stopping, atKill.Running));
+        }
+
+        var journalAtDownKill = rig.JournalEvents().Length;
+        rig.OnEvent = null;
+        await rig.StartAgent(ct);
+        var after = rig.Store.Load(rig.App);
+        var why = $"journal: {string.Join(' ', rig.JournalEvents())}\n{rig.AgentLog}";
+        Assert.True(after.Stopping is null && after.Running is null && after.Pending is null, $"after the down's recovery the store stops {after.Stopping}, runs {after.Running}\n{why}");
+        Assert.Equal("1.0", rig.VersionOf(after.Committed));
+        Assert.Equal(["stopped"], rig.JournalEvents()[journalAtDownKill..]);
+        Assert.Equal(((string?)null, "1.0", false), rig.Status());
+        var left = DockerEngine.DockerOk("ps", "-aq", "--filter", $"label=com.docker.compose.project={rig.App}").Trim();
+        Assert.True(left.Length == 0, $"containers of the app are left after the down's recovery: {left}\n{why}");
     }
 
     /// <summary>

@@ -94,12 +94,19 @@ public sealed record AppState(
     /// </summary>
     public string? Restarting { get; init; }
 
+    /// <summary>
+    /// The composition a stop (the fleet agent's <c>down</c>) is taking down, from just before its STOP until the STOP
+    /// returned; null otherwise. Set after a crash mid-stop: the app was meant to be down, and the fleet agent's start
+    /// finishes the stop (the store already says nothing runs).
+    /// </summary>
+    public string? Stopping { get; init; }
+
     public static AppState Empty(string application) => new(application, null, null, null, null, null, [], 1);
 
     /// <summary>Compositions that must be kept (their images too).</summary>
     public IEnumerable<string> Kept()
     {
-        string?[] ids = [Committed, Previous, Running, Pending?.Composition, RecentCommit?.DemotedPrevious];
+        string?[] ids = [Committed, Previous, Running, Pending?.Composition, RecentCommit?.DemotedPrevious, Restarting, Stopping];
         return ids.Where(i => i is not null).Select(i => i!).Distinct(StringComparer.Ordinal);
     }
 }

@@ -84,7 +84,8 @@ public sealed class FleetAgent
     /// <summary>After a crash (SIGKILL mid-command): an install left pending is rolled back to the last-known-good,
     /// as the Mender client's ArtifactRollback would; a commit whose cleanup never ran (or was killed) is finalized
     /// and the versions it demoted collected; what an interrupted store write left is removed; a restart (or restore)
-    /// interrupted between its STOP and its ROLLOUT is finished, so the app runs again. The app's compose file is then
+    /// interrupted between its STOP and its ROLLOUT is finished, so the app runs again; a <c>down</c> interrupted in its
+    /// STOP is finished, so the app is down as asked. The app's compose file is then
     /// written from the store (the store is the truth).</summary>
     public async Task RecoverAsync(AgentApp app, CancellationToken ct)
     {
@@ -107,6 +108,12 @@ public sealed class FleetAgent
             {
                 Log.Warning($"{app.Name}: a restart of {r} was interrupted; bringing the last-known-good up again");
                 await _engine.ResumeRestartAsync(app.Name, ct);
+            }
+
+            if (state.Stopping is { } s)
+            {
+                Log.Warning($"{app.Name}: a stop (down) of {s} was interrupted; stopping it again");
+                await _engine.ResumeStopAsync(app.Name, ct);
             }
 
             WriteBackFromStore(app);
