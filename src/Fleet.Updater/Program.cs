@@ -14,12 +14,14 @@ namespace Fleet.Updater;
 /// fleet-updater [--config FILE] [--check]
 /// fleet-updater [--config FILE] rollout start|status|pause|resume|abort ...   (the operator's CLI, <see cref="RolloutCommand"/>)
 /// fleet-updater [--config FILE] target set|clear|reset|list ...               (run-time targets, <see cref="TargetCommand"/>)
+/// fleet-updater [--config FILE] device restart|update|down APP...|--group G    (seed 002's operations, <see cref="DeviceCommand"/>)
 /// </code>
 /// Config: FILE, else $FLEET_UPDATER_CONFIG, else /etc/fleet/updater.toml if present; the seed's environment
 /// variables override it (see UpdaterConfig.Load). --check validates the targets against the registry, prints one
 /// line per app ("app1 2.1.0" or "app2 MISSING") on stdout and exits.
 /// Exit codes (exceptions are mapped in one place, <see cref="FleetProgram.RunAsync"/>):
-///   0  stopped by SIGINT/SIGTERM, or --check found every target
+///   0  stopped by SIGINT/SIGTERM, or --check found every target, or device: every device succeeded
+///   1  device: at least one device answered that the operation failed (the answers are printed)
 ///  70  unexpected error (a bug; the message says where; docs/exit-codes.md)
 ///   2  bad usage or configuration
 ///   3  Redis unreachable at start
@@ -27,6 +29,7 @@ namespace Fleet.Updater;
 ///   5  rollout: the operation does not apply (the group has no rollout, or its state forbids it: start while one
 ///      runs or is paused, resume of a halted or aborted one); the message says what to do
 ///   6  rollout status: the answer was printed and a rollout shown has halted (the reason is in it)
+///   7  device: no device answered a failure, but at least one did not answer within --timeout (unreachable)
 /// </summary>
 public static class Program
 {
@@ -36,17 +39,18 @@ public static class Program
     {
         string? configPath = null;
         bool check = false;
-        string[]? rollout = null, target = null;
-        for (int i = 0; i < args.Length && rollout is null && target is null; i++)
+        string[]? rollout = null, target = null, device = null;
+        for (int i = 0; i < args.Length && rollout is null && target is null && device is null; i++)
         {
             switch (args[i])
             {
                 case "rollout": rollout = args[(i + 1)..]; break;
                 case "target": target = args[(i + 1)..]; break;
+                case "device": device = args[(i + 1)..]; break;
                 case "--config" when i + 1 < args.Length: configPath = args[++i]; break;
                 case "--check": check = true; break;
                 case "-h" or "--help":
-                    Console.Out.WriteLine("usage: fleet-updater [--config FILE] [--check]\n" + RolloutCommand.Usage + "\n" + TargetCommand.Usage);
+                    Console.Out.WriteLine("usage: fleet-updater [--config FILE] [--check]\n" + RolloutCommand.Usage + "\n" + TargetCommand.Usage + "\n" + DeviceCommand.Usage);
                     return 0;
                 default: throw new UsageException($"unknown argument '{args[i]}'; usage: fleet-updater [--config FILE] [--check]");
             }
@@ -66,6 +70,7 @@ public static class Program
         using var shutdown = new ShutdownSignal();
         if (rollout is not null) return await RolloutCommand.RunAsync(cfg, rollout, shutdown.Token);
         if (target is not null) return await TargetCommand.RunAsync(cfg, target, shutdown.Token);
+        if (device is not null) return await DeviceCommand.RunAsync(cfg, device, shutdown.Token);
         if (check)
         {
             var bus0 = new NoBus();

@@ -288,6 +288,47 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
     }
 
     [SkippableFact]
+    public async Task The_operators_cli_restarts_stops_and_updates_an_app_the_agent_runs_through_the_engine_with_signed_commands()
+    {
+        await using var rig = await StartAsync("1.0", CommandSigner.KeyFromText(Key, "test"));
+        using var tmp = new TempDir("fleet-ctl");
+        var conf = tmp.Write("updater.toml", $"""
+            [redis]
+            host = "127.0.0.1"
+            port = {fx.Redis.Port}
+            [apps.{rig.App}]
+            directory = "{rig.Dir}"
+            rpc = "{rig.Rpc}"
+            image = "{fx.Repo}"
+            """);
+        var env = new Dictionary<string, string?> { ["FLEET_HMAC_KEY"] = Key };
+        var first = Running(rig.App);
+
+        var restart = UpdaterCli.Run(conf, env, "device", "restart", rig.App);
+
+        Assert.True(restart.Code == 0, restart.Err);
+        Assert.Matches($@"{rig.App}\s+success\s+Restarted all services in {System.Text.RegularExpressions.Regex.Escape(rig.Dir)}", restart.Out);
+        var restarted = Running(rig.App);
+        Assert.NotEqual(first[2], restarted[2]);
+        Assert.True(DateTimeOffset.Parse(restarted[3]) > DateTimeOffset.Parse(first[3]), $"started at {restarted[3]}, before at {first[3]}");
+        Assert.Equal(("1.0", "1.0", null, false), rig.Versions()); // adopted, restarted, nothing new installed
+
+        var down = UpdaterCli.Run(conf, env, "device", "down", rig.App);
+        Assert.True(down.Code == 0, down.Err);
+        Assert.Equal("", DockerEngine.DockerOk("ps", "-aq", "--filter", $"label=com.docker.compose.project={rig.App}").Trim());
+        Assert.Equal((null, "1.0", null, false), rig.Versions());
+
+        var update = UpdaterCli.Run(conf, env, "device", "update", rig.App, "--json");
+        Assert.True(update.Code == 0, update.Err);
+        Assert.Equal($"{fx.Repo}:1.0|healthy", RunningImage(rig.App));
+        Assert.Equal(("1.0", "1.0", "1.0", false), rig.Versions());
+        using var doc = System.Text.Json.JsonDocument.Parse(update.Out);
+        var key = Assert.Single(doc.RootElement.EnumerateArray()).GetProperty("idempotency_key").GetString();
+        // the store records the operator's command as the origin of what runs
+        Assert.Equal(key, rig.Store.ReadComposition(rig.App, rig.Store.Load(rig.App).Committed!).Origin!.CommandId);
+    }
+
+    [SkippableFact]
     public async Task Restore_brings_back_the_last_known_good_with_its_compose_file_and_env_after_changes_by_hand()
     {
         await using var rig = await StartAsync("1.0");

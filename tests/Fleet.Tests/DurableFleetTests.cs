@@ -6,6 +6,7 @@ using Fleet.Core.Agent;
 using Fleet.Core.Bus;
 using Fleet.Core.Config;
 using Fleet.Core.Registry;
+using Fleet.Core.Security;
 using Fleet.Core.State;
 using Fleet.Core.Updater;
 using Fleet.Core.Wire;
@@ -43,6 +44,10 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         /// <summary>Order of events across devices: when each first received a command, and when each ran its new version.</summary>
         public ConcurrentDictionary<string, long> FirstReceived { get; } = new();
         public ConcurrentDictionary<string, long> Converged { get; } = new();
+        /// <summary>Every command other than update_version each device ran (restart, update, down): app, command, wait, key.</summary>
+        public ConcurrentQueue<(string App, string Command, bool? Wait, string? Key)> Operations { get; } = new();
+        /// <summary>With a key, devices run only commands signed with it (as agents with FLEET_HMAC_KEY).</summary>
+        public byte[]? HmacKey { get; init; }
         private long _seq;
         private readonly ConcurrentDictionary<string, DockerCommandResponse> _seenKeys = new();
         private readonly CancellationTokenSource _cts = new(TimeSpan.FromMinutes(4));
@@ -71,8 +76,10 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
             {
                 Version[app] = initial;
                 var one = new SemaphoreSlim(1); // one command per app at a time, as the agent's per-app lock
+                var verifier = HmacKey is null ? null : new CommandVerifier(HmacKey, Rpc(app), TimeSpan.FromMinutes(5));
                 var server = new CommlibRpcServer(_bus, Rpc(app), async (req, ct) =>
                 {
+                    if (verifier?.Check(req) is { } refusal) return new DockerCommandResponse(false, refusal);
                     Received.AddOrUpdate(app, 1, (_, n) => n + 1);
                     FirstReceived.TryAdd(app, Interlocked.Increment(ref _seq));
                     await one.WaitAsync(ct);
@@ -84,6 +91,12 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
                 async Task<DockerCommandResponse> RunAsync(DockerCommandRequest req, CancellationToken ct)
                 {
                     if (req.IdempotencyKey is { } k && _seenKeys.TryGetValue(k, out var cached)) return cached;
+                    if (req.Command != "update_version")
+                    {
+                        Operations.Enqueue((app, req.Command, req.Wait, req.IdempotencyKey));
+                        return Failing.ContainsKey(app) ? new DockerCommandResponse(false, $"{req.Command} failed: health gate failed")
+                            : new DockerCommandResponse(true, $"{req.Command} of {req.Directory} done");
+                    }
                     Executed.AddOrUpdate(app, 1, (_, n) => n + 1);
                     await Task.Delay(work, ct);
                     DockerCommandResponse resp;
@@ -126,7 +139,7 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         }
     }
 
-    private Fleet NewFleet() => new(Guid.NewGuid().ToString("N")[..8], fx);
+    private Fleet NewFleet(byte[]? hmacKey = null) => new(Guid.NewGuid().ToString("N")[..8], fx) { HmacKey = hmacKey };
 
     private static async Task WaitUntil(Func<bool> cond, string what, int seconds = 60)
     {
@@ -442,19 +455,7 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
     private static (int Code, string Out, string Err) Ctl(string conf, Dictionary<string, string?> env, params string[] args) =>
         Run(conf, env, ["rollout", .. args]);
 
-    private static (int Code, string Out, string Err) Run(string conf, Dictionary<string, string?> env, string[] args)
-    {
-        var psi = new ProcessStartInfo(Repo.Binary("fleet-updater")) { RedirectStandardError = true, RedirectStandardOutput = true, UseShellExecute = false };
-        psi.ArgumentList.Add("--config");
-        psi.ArgumentList.Add(conf);
-        foreach (var a in args) psi.ArgumentList.Add(a);
-        foreach (var (k, v) in env) psi.Environment[k] = v;
-        using var p = Process.Start(psi)!;
-        var err = p.StandardError.ReadToEndAsync();
-        var stdout = p.StandardOutput.ReadToEnd();
-        Assert.True(p.WaitForExit(60_000), "fleet-updater " + string.Join(' ', args) + " did not end");
-        return (p.ExitCode, stdout, err.Result);
-    }
+    private static (int Code, string Out, string Err) Run(string conf, Dictionary<string, string?> env, string[] args) => UpdaterCli.Run(conf, env, args);
 
     private static System.Text.Json.JsonElement StatusJson(string conf, Dictionary<string, string?> env, string group, int expectCode = 0)
     {
@@ -585,6 +586,68 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         u.Kill();
         Assert.DoesNotContain(apps[10..], x => f.FirstReceived.ContainsKey(x));
     }
+
+    [Fact]
+    public async Task Seed_002_operations_from_the_cli_reach_one_device_or_a_group_signed_and_the_exit_code_says_how_they_ended()
+    {
+        const string key = "device-ops-shared-key-0123456789";
+        await using var f = NewFleet(CommandSigner.KeyFromText(key, "test"));
+        string[] apps = ["d1", "d2", "d3", "d4"]; // d4 has no device serving it
+        using var tmp = new TempDir("fleet-device-ops");
+        var conf = RolloutConf(tmp, f, "trio", apps[..3]);
+        var env = f.Env(apps, "1.0").Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        env["FLEET_HMAC_KEY"] = key;
+        await f.StartDevicesAsync(apps[..3], "1.0", TimeSpan.Zero, TimeSpan.FromMinutes(10));
+        (string App, string Command, bool? Wait, string? Key)[] Ops(string app) => f.Operations.Where(o => o.App == app).ToArray();
+
+        var group = Device(conf, env, "restart", "--group", "trio");
+        Assert.True(group.Code == 0, group.Err);
+        Assert.All(apps[..3], x => Assert.Matches($@"(?m)^{x}\s+success\s+restart of /opt/{x} done$", group.Out));
+        Assert.All(apps[..3], x => Assert.Equal("restart", Assert.Single(Ops(x)).Command));
+        Assert.All(apps[..3], x => Assert.Null(Ops(x)[0].Wait)); // the health wait is the agent's default
+        Assert.Equal(3, f.Operations.Select(o => o.Key).Distinct().Count()); // a key of its own per device
+
+        var down = Device(conf, env, "down", "d2", "--json");
+        Assert.True(down.Code == 0, down.Err);
+        using (var doc = System.Text.Json.JsonDocument.Parse(down.Out))
+        {
+            var row = Assert.Single(doc.RootElement.EnumerateArray());
+            Assert.Equal(("d2", "down", "success"), (row.GetProperty("app").GetString(), row.GetProperty("command").GetString(), row.GetProperty("outcome").GetString()));
+        }
+        Assert.Equal(["restart", "down"], Ops("d2").Select(o => o.Command));
+        Assert.Single(Ops("d1"));
+
+        var update = Device(conf, env, "update", "d1", "--no-wait");
+        Assert.True(update.Code == 0, update.Err);
+        Assert.Equal(("update", false), (Ops("d1")[^1].Command, Ops("d1")[^1].Wait));
+
+        f.Failing["d3"] = 0;
+        var failed = Device(conf, env, "restart", "d1", "d3");
+        Assert.Equal(1, failed.Code);
+        Assert.Matches(@"(?m)^d3\s+failure\s+restart failed: health gate failed$", failed.Out);
+        Assert.Matches(@"(?m)^d1\s+success", failed.Out);
+
+        var unreachable = Device(conf, env, "restart", "d4", "--timeout", "2");
+        Assert.Equal(7, unreachable.Code);
+        Assert.Matches(@"(?m)^d4\s+unreachable\s+no answer", unreachable.Out);
+        Assert.Equal("0", fx.Redis.Cli("LLEN", f.Rpc("d4"))); // retracted: a device starting later does not run it
+
+        // without the key the devices refuse the command and nothing runs
+        var unsignedEnv = env.Where(e => e.Key != "FLEET_HMAC_KEY").ToDictionary(e => e.Key, e => e.Value);
+        var before = f.Operations.Count;
+        var unsigned = Device(conf, unsignedEnv, "down", "d1");
+        Assert.Equal(1, unsigned.Code);
+        Assert.Contains("unsigned command refused", unsigned.Out);
+        Assert.Equal(before, f.Operations.Count);
+
+        Assert.Equal(2, Device(conf, env, "restart", "nosuchapp").Code);
+        Assert.Equal(2, Device(conf, env, "reboot", "d1").Code);
+        Assert.Equal(2, Device(conf, env, "restart", "--group", "nosuchgroup").Code);
+        Assert.Equal(before, f.Operations.Count);
+    }
+
+    private static (int Code, string Out, string Err) Device(string conf, Dictionary<string, string?> env, params string[] args) =>
+        Run(conf, env, ["device", .. args]);
 
     [Fact]
     public async Task Targets_set_cleared_and_reset_with_the_cli_apply_without_a_restart_and_list_answers_on_stdout()

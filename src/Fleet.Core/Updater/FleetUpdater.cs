@@ -6,7 +6,6 @@ using Fleet.Core.Bus;
 using Fleet.Core.Config;
 using Fleet.Core.Observability;
 using Fleet.Core.Registry;
-using Fleet.Core.Security;
 using Fleet.Core.State;
 using Fleet.Core.Versioning;
 using Fleet.Core.Wire;
@@ -36,8 +35,7 @@ public sealed class FleetUpdater
     private readonly UpdaterConfig _cfg;
     private readonly IFleetBus _bus;
     private readonly RegistryClient _registry;
-    private readonly CommlibRpcClient _rpc;
-    private readonly CommandSigner? _signer;
+    private readonly DeviceCommands _commands;
     private readonly TimeProvider _clock;
     private readonly FleetState? _store;
     private readonly ConcurrentDictionary<Task, byte> _inflight = new();
@@ -65,8 +63,7 @@ public sealed class FleetUpdater
         _registry = registry;
         _clock = clock ?? TimeProvider.System;
         Metrics = metrics ?? new Metrics();
-        _rpc = new CommlibRpcClient(bus, cfg.WireStyle, _clock);
-        _signer = cfg.HmacKey is null ? null : new CommandSigner(cfg.HmacKey, _clock);
+        _commands = new DeviceCommands(cfg, bus, _clock);
         _store = bus is RedisFleetBus r ? new FleetState(r.Database, cfg.State) : null;
         _rolloutStore = bus is RedisFleetBus r2 ? new RolloutStore(r2.Database, cfg.State) : null;
         Consumer = $"{Environment.MachineName}-{Environment.ProcessId}-{Guid.NewGuid().ToString("N")[..8]}";
@@ -499,9 +496,8 @@ public sealed class FleetUpdater
     {
         await Task.Yield();
         var req = new DockerCommandRequest("update_version", app.Directory!, tag) { IdempotencyKey = key };
-        if (_signer is not null) req = _signer.Sign(app.Rpc, req, _cfg.CommandTtl);
         RpcResult result;
-        try { result = await _rpc.CallAsync(app.Rpc, req, _cfg.RpcTimeout, ct); }
+        try { result = await _commands.SendAsync(app, req, _cfg.RpcTimeout, ct); }
         catch (OperationCanceledException)
         {
             // left "sent": another updater re-sends it with the same key once it is stale
