@@ -109,7 +109,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             Transition(state, "stopped", running);
         }
 
-        state = Transition(state with { Running = composition.Id, Stopping = null }, "rolling-out", composition.Id);
+        state = Transition(state with { Running = composition.Id, Stopping = null, RequestedBy = state.Restarting is null ? null : state.RequestedBy }, "rolling-out", composition.Id);
         await _runner.RequireAsync(exe, new SubModuleCall.Rollout(app, _store.ManifestsOf(app, composition.Id)), compositionEnv, "ROLLOUT", $"application {app} ({version})", ct).ConfigureAwait(false);
         state = Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.RolledOut } }, "rolled-out", composition.Id);
 
@@ -272,7 +272,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
             ? new SubModuleCall.Rollout(app, _store.ManifestsOf(app, target))
             : new SubModuleCall.Rollback(app, _store.ManifestsOf(app, target), _store.ManifestsOf(app, running));
         await _runner.RequireAsync(exe, call, env, $"{step} ({call.Name})", $"application {app} ({good.ArtifactName})", ct).ConfigureAwait(false);
-        state = Transition(state with { Running = target, Stopping = null }, "restored", target);
+        state = Transition(state with { Running = target, Stopping = null, RequestedBy = state.Restarting is null ? null : state.RequestedBy }, "restored", target);
         await GateFor(good).WaitAsync(exe, app, env, soak: false, ct).ConfigureAwait(false);
         return state;
     }
@@ -304,7 +304,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
     // ---------------------------------------------------------------- Stop / Restart (fleet commands)
 
     /// <summary>Stops what runs of <paramref name="app"/> (STOP with its manifests); the store records that nothing runs. False when nothing ran.</summary>
-    public async Task<bool> StopAsync(string app, string step, CancellationToken ct)
+    public async Task<bool> StopAsync(string app, string step, Origin? requestedBy, CancellationToken ct)
     {
         using var _ = Lock();
         var state = _store.Load(app);
@@ -321,9 +321,9 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         // Recorded before the STOP (as a restart does): a crash during it leaves a store that says nothing runs and
         // names what was being stopped, so the agent's start finishes the stop (ResumeStopAsync).
         var c = _store.ReadComposition(app, running);
-        state = Transition(state with { Running = null, Stopping = running }, "stopping", running);
+        state = Transition(state with { Running = null, Stopping = running, RequestedBy = requestedBy }, "stopping", running);
         await StopCompositionAsync(c, running, step, ct).ConfigureAwait(false);
-        Transition(state with { Stopping = null }, "stopped", running);
+        Transition(state with { Stopping = null, RequestedBy = null }, "stopped", running);
         return true;
     }
 
@@ -349,12 +349,12 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
 
         if (state.Running is not null || state.Pending is not null)
         {
-            Transition(state with { Stopping = null }, "stop-dropped", $"{Describe(app, stopping)}: the store moved on since the stop was interrupted");
+            Transition(state with { Stopping = null, RequestedBy = state.Restarting is null ? null : state.RequestedBy }, "stop-dropped", $"{Describe(app, stopping)}: the store moved on since the stop was interrupted");
             return false;
         }
 
         await StopCompositionAsync(_store.ReadComposition(app, stopping), stopping, "recovery", ct).ConfigureAwait(false);
-        Transition(state with { Stopping = null }, "stopped", stopping);
+        Transition(state with { Stopping = null, RequestedBy = null }, "stopped", stopping);
         return true;
     }
 
@@ -364,7 +364,8 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
     /// out, so that a crash (or a failed step) between STOP and ROLLOUT does not leave the app down for good:
     /// <see cref="ResumeRestartAsync"/> finishes it.
     /// </summary>
-    public async Task RestartAsync(string app, string step, bool waitHealthy, CancellationToken ct)
+    /// <param name="requestedBy">who asked (recorded with <see cref="AppState.Restarting"/>, shown by <c>app status</c>).</param>
+    public async Task RestartAsync(string app, string step, bool waitHealthy, Origin? requestedBy, CancellationToken ct)
     {
         using var _ = Lock();
         var state = _store.Load(app);
@@ -380,14 +381,14 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         if (state.Running is { } running)
         {
             var old = _store.ReadComposition(app, running);
-            state = Transition(state with { Running = null, Restarting = target }, "stopping", running);
+            state = Transition(state with { Running = null, Restarting = target, RequestedBy = requestedBy }, "stopping", running);
             await _runner.RequireAsync(_runner.Resolve(old.Orchestrator), new SubModuleCall.Stop(app, _store.ManifestsOf(app, running)), SubModuleRunner.EnvironmentFor(old), $"{step} (STOP)", $"application {app} ({old.ArtifactName})", ct).ConfigureAwait(false);
             state = Transition(state, "stopped", running);
         }
 
-        state = Transition(state with { Running = target, Restarting = target, Stopping = null }, "rolling-out", target);
+        state = Transition(state with { Running = target, Restarting = target, Stopping = null, RequestedBy = requestedBy }, "rolling-out", target);
         await _runner.RequireAsync(exe, new SubModuleCall.Rollout(app, _store.ManifestsOf(app, target)), env, $"{step} (ROLLOUT)", $"application {app} ({c.ArtifactName})", ct).ConfigureAwait(false);
-        Transition(state with { Restarting = null }, "restored", target);
+        Transition(state with { Restarting = null, RequestedBy = null }, "restored", target);
         if (waitHealthy)
         {
             await GateFor(c).WaitAsync(exe, app, env, soak: false, ct).ConfigureAwait(false);
@@ -409,13 +410,13 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
 
         if (state.Pending is null && restarting == state.Committed)
         {
-            await RestartAsync(app, "recovery", waitHealthy: true, ct).ConfigureAwait(false);
+            await RestartAsync(app, "recovery", waitHealthy: true, state.RequestedBy, ct).ConfigureAwait(false);
             return true;
         }
 
         using var _ = Lock();
         state = _store.Load(app);
-        Transition(state with { Restarting = null }, "restart-dropped", $"{Describe(app, restarting)}: the store moved on since the restart was interrupted");
+        Transition(state with { Restarting = null, RequestedBy = state.Stopping is null ? null : state.RequestedBy }, "restart-dropped", $"{Describe(app, restarting)}: the store moved on since the restart was interrupted");
         return false;
     }
 

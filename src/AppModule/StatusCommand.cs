@@ -56,6 +56,10 @@ public static class StatusCommand
             stdout.WriteLine($"  last-known-good: {Show(a.LastKnownGood)}");
             stdout.WriteLine($"  rollback:       {Show(a.Rollback)}");
             stdout.WriteLine($"  pending:        {(a.Pending is { } p ? $"{p.Version} ({p.Composition}, {p.Phase})" : "-")}");
+            if (a.InProgress is { } op)
+            {
+                stdout.WriteLine($"  in progress:    {op.Operation} of {op.Version?.Version ?? "?"} ({op.Version?.Composition}), asked by {(op.RequestedBy is null ? "an unknown trigger" : OriginText(op.RequestedBy))}");
+            }
             if (a.ToCollect.Count > 0)
             {
                 stdout.WriteLine($"  to collect:     {string.Join(", ", a.ToCollect)}");
@@ -106,21 +110,33 @@ public static class StatusCommand
             }
         }
 
+        // A restart (or restore) or a stop the fleet agent started and has not finished: it finishes it at its next start if it was killed.
+        var inProgress = s.Restarting is { } r ? new OperationStatus("restart", Version(r), s.RequestedBy)
+            : s.Stopping is { } st ? new OperationStatus("stop", Version(st), s.RequestedBy)
+            : null;
         return new ApplicationStatus(app, Version(s.Running), Version(s.Committed), Version(s.Previous),
             s.Pending is { } p ? new PendingStatus(p.ArtifactName, p.Composition, p.Phase) : null,
-            s.Garbage, store.Journal(app).TakeLast(5).ToArray());
+            s.Garbage, store.Journal(app).TakeLast(5).ToArray())
+        { InProgress = inProgress };
     }
 }
 
 public sealed record StoreStatus(string Store, IReadOnlyList<ApplicationStatus> Applications);
 
 public sealed record ApplicationStatus(string Application, VersionStatus? Running, VersionStatus? LastKnownGood, VersionStatus? Rollback,
-    PendingStatus? Pending, IReadOnlyList<string> ToCollect, IReadOnlyList<JournalEntry> Journal);
+    PendingStatus? Pending, IReadOnlyList<string> ToCollect, IReadOnlyList<JournalEntry> Journal)
+{
+    /// <summary>A restart or stop in progress (the store's <c>restarting</c> / <c>stopping</c>), null when none is.</summary>
+    public OperationStatus? InProgress { get; init; }
+}
 
 /// <summary>One stored version: its name (the artifact name, or the fleet version), where it came from, its images.</summary>
 public sealed record VersionStatus(string Composition, string? Version, string? Orchestrator, Origin? Origin, IReadOnlyList<ImageRef> Images, DateTimeOffset? CreatedUtc, bool Missing);
 
 public sealed record PendingStatus(string Version, string Composition, InstallPhase Phase);
+
+/// <summary>A restart or stop under way (or interrupted, to be finished at the fleet agent's next start): which version, who asked.</summary>
+public sealed record OperationStatus(string Operation, VersionStatus? Version, Origin? RequestedBy);
 
 [JsonSourceGenerationOptions(PropertyNamingPolicy = JsonKnownNamingPolicy.SnakeCaseLower, DefaultIgnoreCondition = JsonIgnoreCondition.Never)]
 [JsonSerializable(typeof(StoreStatus))]

@@ -79,20 +79,22 @@ public sealed class AgentKillTests(ITestOutputHelper output)
         Assert.True(adopt.Response?.Success == true, $"the first restart (which adopts 1.0, brought up by hand, into the store): {adopt.Outcome} {adopt.Response}\n{rig.AgentLog}");
         foreach (var (step, @event) in new[] { ("STOP", "stopping"), ("ROLLOUT", "rolling-out") })
         {
-            var frozen = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+            var frozen = new TaskCompletionSource<FleetEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
             var armed = 1;
             rig.OnEvent = e =>
             {
                 if (e.Event == @event && Interlocked.Exchange(ref armed, 0) == 1)
                 {
                     rig.Freeze();
-                    frozen.TrySetResult();
+                    frozen.TrySetResult(e);
                 }
             };
             using var callCts = CancellationTokenSource.CreateLinkedTokenSource(ct);
             var call = rig.Send(new DockerCommandRequest("restart", rig.Dir), callCts.Token);
             await Task.WhenAny(frozen.Task, call, Task.Delay(TimeSpan.FromMinutes(4), ct));
             Assert.True(frozen.Task.IsCompleted, $"no {@event} event during the restart:\n{(call.IsCompleted ? call.Result.Response : null)}\n{rig.AgentLog}");
+            // While it is frozen, `app status` says a restart of 1.0 is in progress, asked by this command.
+            Assert.Equal(("restart", "1.0", "fleet", (await frozen.Task).CommandId), rig.InProgress());
             var killed = rig.KillAgentTree();
             await callCts.CancelAsync();
             var journalAtKill = rig.JournalEvents().Length;
@@ -102,6 +104,7 @@ public sealed class AgentKillTests(ITestOutputHelper output)
             await rig.StartAgent(ct);
             await rig.AssertSettledAsync("1.0", $"after a SIGKILL during the restart's {step}", ct);
             Assert.Null(rig.Store.Load(rig.App).Restarting);
+            Assert.Null(rig.InProgress());
             var recovery = rig.JournalEvents()[journalAtKill..];
             output.WriteLine($"  recovery journaled [{string.Join(' ', recovery)}]");
             Assert.Equal("restored", recovery[^1]);
@@ -109,13 +112,13 @@ public sealed class AgentKillTests(ITestOutputHelper output)
         }
 
         // A down killed in its STOP.
-        var stopping = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var stopping = new TaskCompletionSource<FleetEvent>(TaskCreationOptions.RunContinuationsAsynchronously);
         rig.OnEvent = e =>
         {
             if (e.Event == "stopping")
             {
                 rig.Freeze();
-                stopping.TrySetResult();
+                stopping.TrySetResult(e);
             }
         };
         using (var downCts = CancellationTokenSource.CreateLinkedTokenSource(ct))
@@ -123,6 +126,8 @@ public sealed class AgentKillTests(ITestOutputHelper output)
             var down = rig.Send(new DockerCommandRequest("down", rig.Dir), downCts.Token);
             await Task.WhenAny(stopping.Task, down, Task.Delay(TimeSpan.FromMinutes(4), ct));
             Assert.True(stopping.Task.IsCompleted, $"no stopping event during the down:\n{(down.IsCompleted ? down.Result.Response : null)}\n{rig.AgentLog}");
+            Assert.Equal(("stop", "1.0", "fleet", (await stopping.Task).CommandId), rig.InProgress());
+            Assert.Contains($"in progress:    stop of 1.0 ({rig.Store.Load(rig.App).Stopping}), asked by fleet command {(await stopping.Task).CommandId}", rig.StatusText());
             var killed = rig.KillAgentTree();
             await downCts.CancelAsync();
             var atKill = rig.Store.Load(rig.App);
@@ -139,6 +144,7 @@ public sealed class AgentKillTests(ITestOutputHelper output)
         Assert.Equal("1.0", rig.VersionOf(after.Committed));
         Assert.Equal(["stopped"], rig.JournalEvents()[journalAtDownKill..]);
         Assert.Equal(((string?)null, "1.0", false), rig.Status());
+        Assert.Null(rig.InProgress());
         var left = DockerEngine.DockerOk("ps", "-aq", "--filter", $"label=com.docker.compose.project={rig.App}").Trim();
         Assert.True(left.Length == 0, $"containers of the app are left after the down's recovery: {left}\n{why}");
     }

@@ -369,6 +369,31 @@ public sealed class AgentRig : IAsyncDisposable
         return (V("running"), V("last_known_good"), a.GetProperty("pending").ValueKind != JsonValueKind.Null);
     }
 
+    /// <summary>The restart or stop in progress as `app status --json` (the real binary) reports it: operation, version, and who asked (trigger, command id); null when none is.</summary>
+    public (string Operation, string? Version, string? Trigger, string? CommandId)? InProgress()
+    {
+        var r = Cmd.Run(TestSupport.Repo.Binary("app"), ["status", "--json", App], new Dictionary<string, string?> { ["MENDER_APP_CONFIG"] = AppConfig });
+        Assert.True(r.ExitCode == 0, r.ToString());
+        using var doc = JsonDocument.Parse(r.Stdout);
+        var op = doc.RootElement.GetProperty("applications")[0].GetProperty("in_progress");
+        if (op.ValueKind == JsonValueKind.Null)
+        {
+            return null;
+        }
+
+        var by = op.GetProperty("requested_by");
+        string? S(JsonElement e, string k) => e.ValueKind == JsonValueKind.Object && e.GetProperty(k).ValueKind == JsonValueKind.String ? e.GetProperty(k).GetString() : null;
+        return (op.GetProperty("operation").GetString()!, S(op.GetProperty("version"), "version"), S(by, "trigger"), S(by, "command_id"));
+    }
+
+    /// <summary>`app status` (the real binary), as text.</summary>
+    public string StatusText()
+    {
+        var r = Cmd.Run(TestSupport.Repo.Binary("app"), ["status", App], new Dictionary<string, string?> { ["MENDER_APP_CONFIG"] = AppConfig });
+        Assert.True(r.ExitCode == 0, r.ToString());
+        return r.Stdout;
+    }
+
     /// <summary>
     /// The device is settled on <paramref name="tag"/>: the store has nothing pending or left to collect, runs its
     /// last-known-good, which is <paramref name="tag"/>, every composition it names exists with its manifests and

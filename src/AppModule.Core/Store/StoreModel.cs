@@ -101,6 +101,9 @@ public sealed record AppState(
     /// </summary>
     public string? Stopping { get; init; }
 
+    /// <summary>Who asked for the restart or stop in progress (<see cref="Restarting"/>, <see cref="Stopping"/>); null when none is, or unknown.</summary>
+    public Origin? RequestedBy { get; init; }
+
     public static AppState Empty(string application) => new(application, null, null, null, null, null, [], 1);
 
     /// <summary>Compositions that must be kept (their images too).</summary>

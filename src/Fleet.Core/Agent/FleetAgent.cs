@@ -201,13 +201,13 @@ public sealed class FleetAgent
                 "down" => await StepAsync(app, async () =>
                 {
                     await AdoptAsync(app, ct);
-                    await _engine.StopAsync(app.Name, "down", ct);
+                    await _engine.StopAsync(app.Name, "down", FleetOrigin(app), ct);
                 }, $"Stopped services in {app.Directory}", ct),
                 "restart" when req.Service is not null => WholeAppOnly(req),
                 "restart" => await StepAsync(app, async () =>
                 {
                     await AdoptAsync(app, ct);
-                    await _engine.RestartAsync(app.Name, "restart", req.Wait ?? true, ct);
+                    await _engine.RestartAsync(app.Name, "restart", req.Wait ?? true, FleetOrigin(app), ct);
                 }, $"Restarted all services in {app.Directory}", ct),
                 "update" when req.Service is not null => WholeAppOnly(req),
                 "update" => await UpdateAsync(app, FleetOrigin(app), ct),
@@ -328,7 +328,7 @@ public sealed class FleetAgent
         catch (StoreException e) { return new DockerCommandResponse(false, e.Message); }
         return await StepAsync(app, async () =>
         {
-            await _engine.RestartAsync(app.Name, "restore", wait, ct);
+            await _engine.RestartAsync(app.Name, "restore", wait, FleetOrigin(app), ct);
             WriteBackFromStore(app);
         }, $"Restored {version}, the last-known-good, in {app.Directory}", ct);
     }
