@@ -82,7 +82,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine, SubMo
                       ?? throw new SubModuleFailure($"tagging the loaded image as {url.Reference} did not take effect");
         }
 
-        if (url.Digest is not null && !url.Matches(current))
+        if (url.Digest is not null && !url.Matches(current.Id, current.RepoDigests))
         {
             if (!url.IsId)
             {
@@ -114,7 +114,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine, SubMo
         var url = ImageUrl.Parse(call.Url);
         var image = await engine.InspectImageAsync(url.Reference, ct).ConfigureAwait(false)
                     ?? throw new SubModuleFailure($"image {url.Reference} is not in the engine; nothing to save (LOAD or pull it first)");
-        if (url.Digest is not null && !url.Matches(image))
+        if (url.Digest is not null && !url.Matches(image.Id, image.RepoDigests))
         {
             throw new SubModuleFailure($"image {url.Reference} is {image.Id}, not {url.Digest} as the url demands");
         }
@@ -177,7 +177,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine, SubMo
             return;
         }
 
-        if (url.Digest is not null && !url.Matches(image))
+        if (url.Digest is not null && !url.Matches(image.Id, image.RepoDigests))
         {
             throw new SubModuleFailure($"image {url.Reference} is {image.Id}, not {url.Digest} as the url says; not deleting it");
         }

@@ -1,8 +1,6 @@
 using AppModule.Core.Images;
-using DockerApi;
-using SubModule.Hosting;
 
-namespace DockerCompose;
+namespace SubModule.Hosting;
 
 /// <summary>
 /// An image url as the sub-module API passes it: a reference (<c>repo[:tag]</c>), an image ID
@@ -45,13 +43,13 @@ public sealed record ImageUrl(string Reference, string? Digest, bool IsId)
         return new ImageUrl(at < 0 ? text : text[..at], reference.Digest, false);
     }
 
-    /// <summary>True when the image's ID or one of its repo digests is the url's digest.</summary>
-    public bool Matches(ImageInfo image)
+    /// <summary>True when the image's ID (<paramref name="imageId"/>, sha256:...) or one of its repo digests is the url's digest.</summary>
+    public bool Matches(string imageId, IEnumerable<string> repoDigests)
     {
-        ArgumentNullException.ThrowIfNull(image);
+        ArgumentNullException.ThrowIfNull(repoDigests);
         return Digest is null
-               || string.Equals(image.Id, Digest, StringComparison.OrdinalIgnoreCase)
-               || image.RepoDigests.Any(d => d.EndsWith("@" + Digest, StringComparison.OrdinalIgnoreCase));
+               || string.Equals(imageId, Digest, StringComparison.OrdinalIgnoreCase)
+               || repoDigests.Any(d => d.EndsWith("@" + Digest, StringComparison.OrdinalIgnoreCase));
     }
 
     /// <summary>The repository (as the engine names it) and tag ("latest" when none) to tag an image with.</summary>
