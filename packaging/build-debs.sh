@@ -2,7 +2,7 @@
 # Builds the .deb packages for one RID from the layout (packaging/layout.sh):
 #   packaging/build-debs.sh <rid> [<out-dir>]     rid: linux-x64 | linux-arm64
 # Packages:
-#   mender-app-modules         the app Update Module + docker-compose and k8s sub-modules + their configs (device)
+#   mender-app-modules         the app Update Module + the orchestrator sub-modules + their configs (device)
 #   mender-app-gen             app-gen, the artifact generator (build machines)
 #   appmodule-fleet-updater    the fleet updater service
 #   appmodule-fleet-agent      the device agent of the fleet trigger
@@ -71,8 +71,8 @@ pkg() {
 pkg mender-app-modules admin "libc6 (>= 2.34), libssl3 | libssl1.1, mender-client (>= 3.4) | mender-update" \
   "docker.io | docker-ce, docker-compose | docker-compose-plugin" \
   "Mender Update Module for container applications" \
-  "The app Update Module installs docker-compose and Kubernetes applications shipped as Mender app artifacts, keeps each application's state in a persistent store, gates the commit on health and rolls back to the last known good composition. Includes the docker-compose and k8s orchestrator sub-modules." \
-  etc/mender/mender-app.conf etc/mender/mender-app-docker-compose.conf etc/mender/mender-app-k8s.conf
+  "The app Update Module installs docker-compose and Kubernetes applications (on a cluster, or on podman) shipped as Mender app artifacts, keeps each application's state in a persistent store, gates the commit on health and rolls back to the last known good composition. Includes the docker-compose, k8s and podman orchestrator sub-modules." \
+  $(cd "$work/layout" && ls etc/mender/mender-app*.conf)
 pkg mender-app-gen devel "libc6 (>= 2.34), libssl3 | libssl1.1, liblzma5" "xdelta3" \
   "Generator of Mender app artifacts" \
   "app-gen writes Mender artifacts for the app Update Module from the local Docker engine, image tar files or OCI layouts: full images, whole-image deltas and per-layer deep deltas, optionally signed."

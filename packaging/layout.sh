@@ -3,8 +3,9 @@
 #   packaging/layout.sh <bin-dir> <destdir>
 # <bin-dir> holds the Native AOT executables (out/<rid>); <destdir> receives
 #   usr/share/mender/modules/v3/app                       the Update Module
-#   usr/share/mender/app-modules/v1/{docker-compose,k8s}  the orchestrator sub-modules
-#   etc/mender/mender-app.conf, mender-app-docker-compose.conf, mender-app-k8s.conf
+#   usr/share/mender/app-modules/v1/{docker-compose,k8s,podman}  the orchestrator sub-modules
+#   etc/mender/mender-app.conf, mender-app-docker-compose.conf, and each sub-module folder's
+#     mender-app-<name>.conf (submodules/*/mender-app-*.conf: mender-app-k8s.conf, mender-app-podman.conf)
 #   usr/bin/app-gen                                       the artifact generator (build machines)
 #   usr/bin/fleet-updater, usr/bin/fleet-agent            the fleet trigger
 #   lib/systemd/system/fleet-{updater,agent}.service, etc/fleet/{updater,agent}.toml
@@ -33,7 +34,10 @@ done <<<"$shipped"
 
 conf "$top/mender-app.conf" etc/mender/mender-app.conf
 conf "$files/etc/mender/mender-app-docker-compose.conf" etc/mender/mender-app-docker-compose.conf
-conf "$top/submodules/Kubernetes/mender-app-k8s.conf" etc/mender/mender-app-k8s.conf
+# A sub-module's default config is the mender-app-<name>.conf in its folder: a new orchestrator adds no line here.
+for c in "$top"/submodules/*/mender-app-*.conf; do
+  conf "$c" "etc/mender/$(basename "$c")"
+done
 conf "$files/etc/fleet/updater.toml" etc/fleet/updater.toml
 conf "$files/etc/fleet/agent.toml" etc/fleet/agent.toml
 install -D -m 0644 "$files/systemd/fleet-updater.service" "$dest/lib/systemd/system/fleet-updater.service"

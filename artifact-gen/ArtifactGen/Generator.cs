@@ -30,8 +30,8 @@ public sealed class Generator(GenOptions o)
             throw new InputException($"orchestrator \"{o.Orchestrator}\" is not a plain sub-module name: use e.g. docker-compose or k8s (letters, digits, '.', '_', '-')");
         if (!MetadataValidator.IsValidPlatform(o.Platform))
             throw new InputException($"platform \"{o.Platform}\" is invalid: use OS/ARCH[/VARIANT], e.g. linux/amd64, linux/arm64, linux/arm/v7");
-        if (o.DeepDelta && o.Orchestrator == "k8s")
-            throw new InputException("deep deltas are not supported with the k8s orchestrator: drop --deep-delta");
+        if (o.DeepDelta && o.Orchestrator is "k8s" or "podman")
+            throw new InputException($"deep deltas are not supported with the {o.Orchestrator} orchestrator: drop --deep-delta");
         if (!Directory.Exists(o.ManifestsDir))
             throw new InputException($"manifests directory {o.ManifestsDir} does not exist: give --manifests-dir the directory holding your compose file or k8s manifests");
         if (!Directory.EnumerateFiles(o.ManifestsDir, "*", SearchOption.AllDirectories).Any())
@@ -70,10 +70,10 @@ public sealed class Generator(GenOptions o)
             if (requests.Count == 0 && !o.SkipImages)
             {
                 IReadOnlyList<string> refs;
-                if (o.Orchestrator == "k8s") refs = ManifestImages.FromKubernetes(o.ManifestsDir);
+                if (o.Orchestrator is "k8s" or "podman") refs = ManifestImages.FromKubernetes(o.ManifestsDir);
                 else if (o.Orchestrator == "docker-compose") refs = ManifestImages.FromCompose(o.ManifestsDir);
                 else if (files.AllReferences.Count > 0) refs = files.AllReferences;
-                else throw new InputException($"no images specified: pass --image (the image list is only read from manifests for docker-compose and k8s, not {o.Orchestrator})");
+                else throw new InputException($"no images specified: pass --image (the image list is only read from manifests for docker-compose, k8s and podman, not {o.Orchestrator})");
                 Say($"images from the manifests in {o.ManifestsDir}: {string.Join(", ", refs)}");
                 requests.AddRange(refs.Select(r => new ImageRequest(r, r)));
             }

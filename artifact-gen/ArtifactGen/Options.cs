@@ -50,9 +50,9 @@ public sealed record GenOptions
           -t, --device-type TYPE          compatible device type (required, repeatable)
           -o, --output-path FILE          output file (default: app-artifact.mender); written atomically
           -a, --application-name NAME     application name on the device: letters, digits, '_' and '-' (required)
-          -r, --orchestrator NAME         sub-module name, e.g. docker-compose or k8s (required)
+          -r, --orchestrator NAME         sub-module name: docker-compose, k8s or podman (required)
           -p, --platform OS/ARCH[/VAR]    platform of the images, e.g. linux/amd64 (required)
-          -m, --manifests-dir DIR         compose file or k8s manifests of the application (required)
+          -m, --manifests-dir DIR         compose file or Kubernetes manifests (k8s, podman) of the application (required)
           -i, --image [CURRENT,]NEW       image to ship (repeatable); with CURRENT, a delta against it.
                                           Without --image, the images come from the manifests.
           -d, --deep-delta                per-layer deltas instead of whole-image deltas (docker-compose)

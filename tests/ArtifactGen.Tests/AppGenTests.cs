@@ -360,6 +360,24 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
     }
 
     [Fact]
+    public async Task Podman_takes_the_image_list_from_the_same_kubernetes_manifests_and_refuses_deep_deltas()
+    {
+        _dir.Write("p/web.yaml", $"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: {images.Web}\n        volumeMounts:\n        - name: data\n          mountPath: /data\n      volumes:\n      - name: data\n        persistentVolumeClaim:\n          claimName: data\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n");
+        var output = _dir["p.mender"];
+        var r = Tools.Run(Tools.AppGen, ["-n", "p-1", "-t", "d", "-a", "papp", "-r", "podman", "-p", "linux/amd64", "-m", _dir["p"], "-o", output, "--compression", "none"]);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Validate(output);
+        var c = await ArtifactReader.ReadFileAsync(output, new ArtifactReadOptions(), null, CancellationToken.None);
+        Assert.Equal("podman", c.Header.AppMetadata!.Orchestrator);
+        Assert.Equal([images.ImageId(images.Web)], c.Header.AppMetadata!.Images);
+
+        var deep = Tools.Run(Tools.AppGen, ["-n", "p-2", "-t", "d", "-a", "papp", "-r", "podman", "-p", "linux/amd64", "-m", _dir["p"], "-o", _dir["p2.mender"],
+            "--image", $"{images.V1},{images.Web}", "--deep-delta"]);
+        Assert.NotEqual(0, deep.ExitCode);
+        Assert.Contains("deep deltas are not supported with the podman orchestrator", deep.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public async Task A_whole_image_delta_decodes_with_xdelta3_to_the_exact_new_saved_tar()
     {
         ComposeDir(images.V2);

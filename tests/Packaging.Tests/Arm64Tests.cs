@@ -44,7 +44,7 @@ public sealed class Arm64Tests : IClassFixture<Arm64Tests.Arm64Root>
     public void The_binaries_are_arm64_executables()
     {
         Require();
-        foreach (var b in new[] { "app", "docker-compose", "k8s", "app-gen", "fleet-updater", "fleet-agent" })
+        foreach (var b in new[] { "app", "docker-compose", "k8s", "podman", "app-gen", "fleet-updater", "fleet-agent" })
         {
             Assert.StartsWith("ELF 64-bit LSB pie executable, ARM aarch64", Cmd.Ok(Tool.File, "-b", Path.Combine(_root.BinDir, b)), StringComparison.Ordinal);
         }

@@ -50,7 +50,7 @@ public sealed class DebianPackageTests : IClassFixture<DebianPackageTests.Packag
     {
         var deb = _packages.Deb("mender-app-modules");
         var listing = Cmd.Ok("dpkg-deb", "-c", deb);
-        foreach (var path in new[] { "./usr/share/mender/modules/v3/app", "./usr/share/mender/app-modules/v1/docker-compose", "./usr/share/mender/app-modules/v1/k8s" })
+        foreach (var path in new[] { "./usr/share/mender/modules/v3/app", "./usr/share/mender/app-modules/v1/docker-compose", "./usr/share/mender/app-modules/v1/k8s", "./usr/share/mender/app-modules/v1/podman" })
         {
             Assert.Matches(@"-rwxr-xr-x root/root .* " + System.Text.RegularExpressions.Regex.Escape(path) + "\n", listing);
         }
@@ -59,6 +59,7 @@ public sealed class DebianPackageTests : IClassFixture<DebianPackageTests.Packag
         Assert.Contains("/etc/mender/mender-app.conf", conffiles, StringComparison.Ordinal);
         Assert.Contains("/etc/mender/mender-app-docker-compose.conf", conffiles, StringComparison.Ordinal);
         Assert.Contains("/etc/mender/mender-app-k8s.conf", conffiles, StringComparison.Ordinal);
+        Assert.Contains("/etc/mender/mender-app-podman.conf", conffiles, StringComparison.Ordinal);
         Assert.Contains("libssl3", Cmd.Ok("dpkg-deb", "-f", deb, "Depends"), StringComparison.Ordinal);
     }
 

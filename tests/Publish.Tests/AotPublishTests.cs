@@ -24,7 +24,7 @@ public class AotPublishTests
     }
 
     [Fact]
-    public void The_shipped_list_names_the_six_executables_with_their_install_paths_and_packages() =>
+    public void The_shipped_list_names_the_seven_executables_with_their_install_paths_and_packages() =>
         Assert.Equal(
             """
             artifact-gen/ArtifactGen	app-gen	usr/bin/app-gen	mender-app-gen
@@ -33,6 +33,7 @@ public class AotPublishTests
             src/Fleet.Updater	fleet-updater	usr/bin/fleet-updater	appmodule-fleet-updater
             submodules/DockerCompose	docker-compose	usr/share/mender/app-modules/v1/docker-compose	mender-app-modules
             submodules/Kubernetes	k8s	usr/share/mender/app-modules/v1/k8s	mender-app-modules
+            submodules/Podman	podman	usr/share/mender/app-modules/v1/podman	mender-app-modules
             """,
             Cmd.Ok(Path.Combine(Repo.Root, "build", "shipped.sh")).TrimEnd('\n'));
 
