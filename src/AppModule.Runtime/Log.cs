@@ -1,3 +1,8 @@
+using System.Buffers;
+using System.Globalization;
+using System.Text.Encodings.Web;
+using System.Text.Json;
+
 namespace AppModule.Runtime;
 
 public enum LogLevel
@@ -8,15 +13,38 @@ public enum LogLevel
     Debug = 3,
 }
 
+/// <summary>How log lines are written: <c>text</c> (<c>component: level: message</c>) or <c>json</c> (one JSON
+/// object per line: <c>time</c>, <c>level</c>, <c>component</c>, <c>msg</c>, then the call's fields).</summary>
+public enum LogFormat
+{
+    Text,
+    Json,
+}
+
 /// <summary>
 /// Logging for executables whose stdout is an answer or a deployment log: every log line goes to
-/// stderr, prefixed with the level and the component. Thread-safe; one line per call.
+/// stderr, prefixed with the level and the component, or as a JSON line (<see cref="Format"/>).
+/// Thread-safe; one line per call.
 /// </summary>
 public static class Log
 {
     private static readonly Lock Gate = new();
+    private static readonly JsonWriterOptions JsonOptions = new() { Encoder = JavaScriptEncoder.UnsafeRelaxedJsonEscaping };
 
     public static LogLevel Level { get; set; } = LogLevel.Info;
+
+    public static LogFormat Format { get; set; } = LogFormat.Text;
+
+    /// <summary>Parses a log format name (<c>text</c>, <c>json</c>).</summary>
+    public static bool TryParseFormat(string? text, out LogFormat format)
+    {
+        switch (text?.Trim().ToLowerInvariant())
+        {
+            case "text": format = LogFormat.Text; return true;
+            case "json": format = LogFormat.Json; return true;
+            default: format = LogFormat.Text; return false;
+        }
+    }
 
     public static string Component { get; set; } = "app";
 
@@ -42,7 +70,11 @@ public static class Log
 
     public static void Debug(string message) => Write(LogLevel.Debug, message);
 
-    public static void Write(LogLevel level, string message)
+    public static void Write(LogLevel level, string message) => Write(level, message, []);
+
+    /// <summary>Writes one line; <paramref name="fields"/> (e.g. <c>("app", "app1")</c>) become keys of the JSON
+    /// line (the text line has only the message, which names them too).</summary>
+    public static void Write(LogLevel level, string message, params ReadOnlySpan<(string Key, string? Value)> fields)
     {
         if (level > Level)
         {
@@ -56,10 +88,37 @@ public static class Log
             LogLevel.Info => "info",
             _ => "debug",
         };
+        var line = Format == LogFormat.Json ? JsonLine(tag, message, fields) : $"{Component}: {tag}: {message}";
         lock (Gate)
         {
-            Output.WriteLine($"{Component}: {tag}: {message}");
+            Output.WriteLine(line);
             Output.Flush();
         }
+    }
+
+    private static string JsonLine(string level, string message, ReadOnlySpan<(string Key, string? Value)> fields)
+    {
+        var buffer = new ArrayBufferWriter<byte>(256);
+        using (var w = new Utf8JsonWriter(buffer, JsonOptions))
+        {
+            w.WriteStartObject();
+            w.WriteString("time", DateTime.UtcNow.ToString("yyyy-MM-dd'T'HH:mm:ss.fff'Z'", CultureInfo.InvariantCulture));
+            w.WriteString("level", level);
+            w.WriteString("component", Component);
+            w.WriteString("msg", message);
+            foreach (var (key, value) in fields)
+            {
+                if (key is "time" or "level" or "component" or "msg")
+                {
+                    continue;
+                }
+
+                w.WriteString(key, value);
+            }
+
+            w.WriteEndObject();
+        }
+
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
     }
 }

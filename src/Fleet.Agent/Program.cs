@@ -41,6 +41,7 @@ public static class Program
             : File.Exists("/etc/fleet/agent.toml") ? "/etc/fleet/agent.toml" : null;
         if (configPath is not null && !File.Exists(configPath)) throw new ConfigException($"config file {configPath} does not exist");
         var cfg = AgentConfig.Load(configPath, Environment.GetEnvironmentVariables());
+        Log.Format = cfg.LogFormat;
         if (cfg.Apps.Count == 0) throw new ConfigException("no apps configured; set [apps.NAME] directory = \"...\" or APP_TO_DIRECTORY");
 
         using var shutdown = new ShutdownSignal();

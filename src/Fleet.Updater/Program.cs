@@ -59,6 +59,7 @@ public static class Program
             : File.Exists("/etc/fleet/updater.toml") ? "/etc/fleet/updater.toml" : null;
         if (configPath is not null && !File.Exists(configPath)) throw new ConfigException($"config file {configPath} does not exist");
         var cfg = UpdaterConfig.Load(configPath, Environment.GetEnvironmentVariables());
+        Log.Format = cfg.LogFormat;
         if (cfg.Apps.Count == 0) throw new ConfigException("no apps configured; set APP_TO_DIRECTORY/APPS_TO_UPDATE or [apps.NAME] tables");
 
         var metrics = new Metrics();
@@ -83,8 +84,8 @@ public static class Program
         await using var bus = await RedisFleetBus.ConnectAsync(cfg.Redis, shutdown.Token);
         Log.Info($"connected to {cfg.Redis}; {cfg.Apps.Count} app(s) configured{(cfg.HmacKey is null ? "; commands unsigned" : "; commands HMAC-signed")}");
         var updater = new FleetUpdater(cfg, bus, registry, metrics);
-        await using var server = cfg.MetricsListen is null ? null : new MetricsServer(metrics, MetricsServer.ParseEndpoint(cfg.MetricsListen));
-        if (server is not null) { server.Start(); Log.Info($"metrics on http://{server.LocalEndpoint}/metrics"); }
+        await using var server = cfg.MetricsListen is null ? null : new MetricsServer(metrics, MetricsServer.ParseEndpoint(cfg.MetricsListen)) { Health = updater.HealthAsync };
+        if (server is not null) { server.Start(); Log.Info($"metrics on http://{server.LocalEndpoint}/metrics, health on http://{server.LocalEndpoint}/healthz"); }
         await updater.ValidateTargetsAsync(shutdown.Token);
         await updater.RunAsync(shutdown.Token);
         Log.Info("stopped");

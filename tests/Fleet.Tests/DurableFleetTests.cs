@@ -650,6 +650,121 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         Run(conf, env, ["device", .. args]);
 
     [Fact]
+    public async Task Health_reports_the_groups_lag_and_is_unhealthy_above_health_max_lag_until_an_updater_catches_up()
+    {
+        await using var f = NewFleet();
+        var cfg = UpdaterConfig.Load(null, f.Env(["l1"], "1.0")) with
+        {
+            Channel = f.Channel,
+            HealthMaxLag = 3,
+            State = new FleetStateOptions { Prefix = f.Prefix },
+        };
+        await using var bus = await RedisFleetBus.ConnectAsync(cfg.Redis, f.Token);
+        var u = new FleetUpdater(cfg, bus, new RegistryClient(cfg.Registry));
+        await u.State!.EnsureGroupAsync(f.Token);
+        for (int i = 0; i < 5; i++) await u.State.AddReportAsync(WireCodec.EncodeVersion(new VersionMessage("l1", "1.0", [])), f.Token);
+
+        var (healthy, json) = await u.HealthAsync(f.Token);
+
+        Assert.False(healthy, json);
+        using (var doc = System.Text.Json.JsonDocument.Parse(json))
+        {
+            var h = doc.RootElement;
+            Assert.Equal("unhealthy", h.GetProperty("status").GetString());
+            Assert.Contains("5 report(s) not read by any updater", h.GetProperty("reason").GetString());
+            Assert.True(h.GetProperty("redis").GetProperty("reachable").GetBoolean());
+            Assert.Equal(5, h.GetProperty("consumer").GetProperty("lag").GetInt64());
+            Assert.Equal(3, h.GetProperty("consumer").GetProperty("max_lag").GetInt64());
+        }
+        using var cts = CancellationTokenSource.CreateLinkedTokenSource(f.Token);
+        var run = u.RunAsync(cts.Token);
+        for (int i = 0; i < 1200 && !healthy; i++)
+        {
+            await Task.Delay(50);
+            (healthy, json) = await u.HealthAsync(f.Token);
+        }
+        await cts.CancelAsync();
+        await run;
+        Assert.True(healthy, json);
+        using var after = System.Text.Json.JsonDocument.Parse(json);
+        Assert.Equal(0, after.RootElement.GetProperty("consumer").GetProperty("lag").GetInt64());
+        Assert.Equal("1.0", Observed(f, "l1"));
+    }
+
+    [Fact]
+    public async Task The_updater_serves_healthz_beside_metrics_says_when_redis_is_away_and_writes_json_log_lines_when_configured()
+    {
+        await using var f = NewFleet();
+        using var tmp = new TempDir("fleet-health");
+        var port = RedisServer.FreePort();
+        var conf = tmp.Write("updater.toml", $"""
+            [redis]
+            channel = "{f.Channel}"
+            [updater]
+            state_prefix = "{f.Prefix}"
+            metrics_listen = "127.0.0.1:{port}"
+            log_format = "json"
+            """);
+        var env = f.Env(["j1"], "2.0").Cast<DictionaryEntry>().ToDictionary(e => (string)e.Key, e => (string?)e.Value);
+        await f.StartDevicesAsync(["j1"], "1.0", TimeSpan.Zero, TimeSpan.FromSeconds(1));
+        using var u = Start(conf, env);
+        using var http = new HttpClient { Timeout = TimeSpan.FromSeconds(10) };
+        async Task<(int Code, System.Text.Json.JsonElement Body)> HealthWhen(int code)
+        {
+            (int, System.Text.Json.JsonElement) last = (0, default);
+            for (int i = 0; i < 600 && last.Item1 != code; i++)
+            {
+                try
+                {
+                    using var r = await http.GetAsync($"http://127.0.0.1:{port}/healthz");
+                    using var doc = System.Text.Json.JsonDocument.Parse(await r.Content.ReadAsStringAsync());
+                    last = ((int)r.StatusCode, doc.RootElement.Clone());
+                }
+                catch (HttpRequestException) { }
+                if (last.Item1 != code) await Task.Delay(100);
+            }
+            Assert.True(last.Item1 == code, $"/healthz did not answer {code} (last: {last.Item1} {last.Item2})\n{u.StandardErrorTail()}");
+            return last;
+        }
+
+        var ok = await HealthWhen(200);
+        Assert.Equal("ok", ok.Body.GetProperty("status").GetString());
+        Assert.True(ok.Body.GetProperty("redis").GetProperty("reachable").GetBoolean());
+        Assert.Equal(f.Prefix + ":reports", ok.Body.GetProperty("consumer").GetProperty("stream").GetString());
+        var metrics = "";
+        for (int i = 0; i < 600 && !metrics.Contains("fleet_rpc_total{outcome=\"success\"} 1"); i++)
+        {
+            await Task.Delay(100);
+            metrics = await http.GetStringAsync($"http://127.0.0.1:{port}/metrics");
+        }
+        Assert.Contains("fleet_rpc_total{outcome=\"success\"} 1", metrics); // the device is updated, beside /healthz
+
+        fx.Redis.Stop();
+        try
+        {
+            var down = await HealthWhen(503);
+            Assert.Equal("unhealthy", down.Body.GetProperty("status").GetString());
+            Assert.False(down.Body.GetProperty("redis").GetProperty("reachable").GetBoolean());
+            Assert.Contains("is not reachable", down.Body.GetProperty("reason").GetString());
+        }
+        finally { fx.Redis.Start(); }
+        await HealthWhen(200);
+
+        var lines = u.KillAndReadError().Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        var json = lines.Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.Clone()).ToList(); // every line is one JSON object
+        Assert.All(json, j =>
+        {
+            Assert.True(DateTimeOffset.TryParse(j.GetProperty("time").GetString(), out _));
+            Assert.Contains(j.GetProperty("level").GetString(), new[] { "error", "warning", "info", "debug" });
+            Assert.Equal("fleet-updater", j.GetProperty("component").GetString());
+            Assert.False(string.IsNullOrEmpty(j.GetProperty("msg").GetString()));
+        });
+        string? Field(System.Text.Json.JsonElement j, string k) => j.TryGetProperty(k, out var v) ? v.GetString() : null;
+        Assert.Contains(json, j => Field(j, "decision") == "update" && Field(j, "app") == "j1" && Field(j, "reported") == "1.0" && Field(j, "target") == "2.0");
+        Assert.Contains(json, j => Field(j, "outcome") == "success" && Field(j, "key") == "j1:2.0:1");
+    }
+
+    [Fact]
     public async Task Targets_set_cleared_and_reset_with_the_cli_apply_without_a_restart_and_list_answers_on_stdout()
     {
         await using var f = NewFleet();
@@ -723,6 +838,13 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         public void Kill() { if (!_p.HasExited) Cmd.Run("kill", "-KILL", _p.Id.ToString()); }
         public bool WaitForExit(int ms) => _p.WaitForExit(ms);
         public string StandardErrorTail() { lock (_err) { var s = _err.ToString(); return s.Length > 6000 ? s[^6000..] : s; } }
+        /// <summary>Kills the process and returns everything it wrote on stderr.</summary>
+        public string KillAndReadError()
+        {
+            Kill();
+            _p.WaitForExit(); // and for the end of its redirected output
+            lock (_err) return _err.ToString();
+        }
         public void Dispose() { if (!_p.HasExited) _p.Kill(true); _p.Dispose(); }
     }
 }

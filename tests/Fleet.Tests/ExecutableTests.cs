@@ -60,6 +60,7 @@ public sealed class ExecutableTests(Deferred<AgentFixture> deferred) : IClassFix
             [agent]
             rpc_name = "docker_compose_service_{id}"
             report_interval_seconds = 1
+            log_format = "json"
             app_config = "{appConf}"
             submodule_config = "{subConf}"
             [apps.{app}]
@@ -113,6 +114,11 @@ public sealed class ExecutableTests(Deferred<AgentFixture> deferred) : IClassFix
             Assert.Equal(0, agent.Terminate());
             Assert.Contains("Successfully updated to version 2.0", updater.Stderr);
             Assert.Single(updater.Stderr.Split('\n'), l => l.Contains("rpc " + app + ": success"));
+            // the agent was configured for JSON lines: each line one object with time, level, component, msg and its fields
+            var agentLines = agent.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries).Select(l => System.Text.Json.JsonDocument.Parse(l).RootElement.Clone()).ToList();
+            Assert.All(agentLines, j => Assert.Equal("fleet-agent", j.GetProperty("component").GetString()));
+            Assert.Contains(agentLines, j => j.TryGetProperty("command", out var c) && c.GetString() == "update_version"
+                && j.GetProperty("app").GetString() == app && j.GetProperty("outcome").GetString() == "success" && j.GetProperty("level").GetString() == "info");
         }
         finally
         {

@@ -65,8 +65,21 @@ public sealed class RedisServer : IDisposable
     /// port with the same arguments.</summary>
     public void Restart()
     {
+        Stop();
+        Start();
+    }
+
+    /// <summary>Stops the server with SIGTERM (it writes what it must and exits); <see cref="Start"/> brings it back.</summary>
+    public void Stop()
+    {
         Cmd.Run("kill", "-TERM", _process.Id.ToString());
         if (!_process.WaitForExit(30_000)) throw new TimeoutException($"redis-server on port {Port} did not stop within 30 s of SIGTERM");
+    }
+
+    /// <summary>Starts a stopped server again on the same port with the same arguments.</summary>
+    public void Start()
+    {
+        if (!_process.HasExited) throw new InvalidOperationException($"redis-server on port {Port} is running");
         _process.Dispose();
         _process = Launch();
     }

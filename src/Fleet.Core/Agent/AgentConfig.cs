@@ -36,6 +36,8 @@ public sealed record AgentConfig
     public bool ReportStream { get; init; } = true;
     /// <summary>The updaters' <c>state_prefix</c> (their Redis keys).</summary>
     public string StatePrefix { get; init; } = "fleet";
+    /// <summary>Log lines as text or JSON (FLEET_LOG_FORMAT, else <c>[agent] log_format</c>).</summary>
+    public LogFormat LogFormat { get; init; } = LogFormat.Text;
 
     /// <summary>
     /// TOML file then environment:
@@ -43,11 +45,11 @@ public sealed record AgentConfig
     /// [redis] host, port, db, user, password, tls, tls_ca_file, tls_server_name, channel, events_channel
     /// [agent] rpc_name, hmac_key_file, max_command_ttl_seconds, report_interval_seconds, submodule_config,
     ///         app_config (the engine's config, default $MENDER_APP_CONFIG or /etc/mender/mender-app.conf), docker, wire_style,
-    ///         report_stream (default true), state_prefix (the updaters' one, default "fleet")
+    ///         report_stream (default true), state_prefix (the updaters' one, default "fleet"), log_format (text|json)
     /// [apps.NAME] directory, service
     /// </code>
     /// Environment: REDIS_HOST, REDIS_PORT, REDIS_DB, REDIS_USERNAME, REDIS_PASSWORD, FLEET_RPC_NAME, FLEET_HMAC_KEY,
-    /// APP_TO_DIRECTORY (JSON).
+    /// APP_TO_DIRECTORY (JSON), FLEET_LOG_FORMAT.
     /// </summary>
     public static AgentConfig Load(string? path, IDictionary env)
     {
@@ -88,8 +90,11 @@ public sealed record AgentConfig
             try { key = CommandSigner.KeyFromText(File.ReadAllText(kf), kf); }
             catch (IOException e) { throw new ConfigException($"agent.hmac_key_file: cannot read {kf}: {e.Message}"); }
         }
+        var logFormatText = E("FLEET_LOG_FORMAT") ?? f.GetString("agent.log_format", "text");
+        if (!Log.TryParseFormat(logFormatText, out var logFormat)) throw new ConfigException($"FLEET_LOG_FORMAT / agent.log_format = '{logFormatText}': use text or json");
         return new AgentConfig
         {
+            LogFormat = logFormat,
             Redis = redis,
             Channel = f.GetString("redis.channel", "version_channel"),
             EventsChannel = f.GetString("redis.events_channel", "fleet_events"),

@@ -214,7 +214,8 @@ public sealed class FleetAgent
                 "restore" => await RestoreAsync(app, req.Wait ?? true, ct),
                 _ => new DockerCommandResponse(false, $"unknown command '{req.Command}'; supported: update_version, down, restart, update, restore"),
             };
-            Log.Write(resp.Success ? LogLevel.Info : LogLevel.Warning, $"command {req.Command} {app.Name}: {resp.Message}");
+            Log.Write(resp.Success ? LogLevel.Info : LogLevel.Warning, $"command {req.Command} {app.Name}: {resp.Message}",
+                ("app", app.Name), ("command", req.Command), ("command_id", id), ("outcome", resp.Success ? "success" : "failure"));
             if (req.IdempotencyKey is { } key) _done.Add(key, resp);
             Event(app.Name, resp.Success ? "succeeded" : "failed", resp.Message);
             return resp;

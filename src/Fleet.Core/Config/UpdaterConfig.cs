@@ -43,6 +43,11 @@ public sealed record UpdaterConfig
     public string RolloutWaves { get; init; } = "1,10%,50%";
     public TimeSpan RolloutWaveTimeout { get; init; } = TimeSpan.FromMinutes(10);
     public int RolloutMaxFailed { get; init; }
+    /// <summary>Log lines as text or JSON (FLEET_LOG_FORMAT, else <c>[updater] log_format</c>).</summary>
+    public LogFormat LogFormat { get; init; } = LogFormat.Text;
+    /// <summary><c>/healthz</c> answers 503 when the consumer group's lag (reports not yet read by any updater) is above
+    /// this; 0: the lag is reported, not judged.</summary>
+    public long HealthMaxLag { get; init; }
 
     /// <summary>
     /// Reads the TOML file (optional) then the environment:
@@ -52,14 +57,14 @@ public sealed record UpdaterConfig
     ///            cache_ttl_seconds, negative_ttl_seconds, max_attempts, docker_hub_api
     /// [registry.credentials."host:port"] username, password
     /// [updater]  rpc_timeout_seconds, retry_after_seconds, error_retry_seconds, hmac_key_file, command_ttl_seconds, metrics_listen, wire_style (ujson|plain),
-    ///            state_prefix, bridge_dedupe_ms, batch_size, read_window, claim_idle_seconds
+    ///            state_prefix, bridge_dedupe_ms, batch_size, read_window, claim_idle_seconds, log_format (text|json), health_max_lag
     /// [apps.NAME] directory, target ("2.1.0", "~2.1", ">=1.5,&lt;2"), rpc, image
     /// [groups.NAME] members = ["app1", "app2"]   (a device group; "all" is every app unless defined)
     /// [rollout]  waves = "1,10%,50%", wave_timeout_seconds = 600, max_failed = 0
     /// </code>
     /// Environment (seed 000): REDIS_HOST, REDIS_PORT, REDIS_DB, DOCKER_HUB_USERNAME, DOCKER_HUB_TOKEN,
     /// APP_TO_DIRECTORY and APPS_TO_UPDATE (JSON objects); ours: APP_TO_RPC, APP_TO_IMAGE (JSON), REDIS_USERNAME,
-    /// REDIS_PASSWORD, FLEET_HMAC_KEY.
+    /// REDIS_PASSWORD, FLEET_HMAC_KEY, FLEET_LOG_FORMAT.
     /// </summary>
     public static UpdaterConfig Load(string? path, IDictionary env)
     {
@@ -161,8 +166,13 @@ public sealed record UpdaterConfig
             var s => throw new ConfigException($"updater.wire_style = '{s}': use ujson (commlib 0.13.1 bytes) or plain"),
         };
 
+        var logFormatText = E("FLEET_LOG_FORMAT") ?? f.GetString("updater.log_format", "text");
+        if (!Log.TryParseFormat(logFormatText, out var logFormat)) throw new ConfigException($"FLEET_LOG_FORMAT / updater.log_format = '{logFormatText}': use text or json");
+
         return new UpdaterConfig
         {
+            LogFormat = logFormat,
+            HealthMaxLag = f.GetInt("updater.health_max_lag", 0, 0, int.MaxValue),
             Redis = redis,
             Channel = f.GetString("redis.channel", "version_channel"),
             Registry = registry,

@@ -11,7 +11,8 @@ public sealed class UsageException(string message) : Exception(message);
 /// The one place where the fleet executables (fleet-updater, fleet-agent) turn exceptions into
 /// their exit codes; each executable documents its contract where its Main lives:
 /// 0 stopped by SIGINT/SIGTERM (cancellation), 70 unexpected error, 2 bad usage or configuration,
-/// 3 Redis unreachable at start; any other code is the run's own answer.
+/// 3 Redis unreachable at start; any other code is the run's own answer. Logs: FLEET_LOG_LEVEL (error, warning,
+/// info, debug) and FLEET_LOG_FORMAT (text, json: one JSON object per line) from the environment.
 /// </summary>
 public static class FleetProgram
 {
@@ -22,6 +23,12 @@ public static class FleetProgram
         if (Environment.GetEnvironmentVariable("FLEET_LOG_LEVEL") is { } lvl && Log.TryParseLevel(lvl, out var level))
         {
             Log.Level = level;
+        }
+
+        // the configuration's log_format applies once it is read; the environment's from the first line
+        if (Environment.GetEnvironmentVariable("FLEET_LOG_FORMAT") is { } fmt && Log.TryParseFormat(fmt, out var format))
+        {
+            Log.Format = format;
         }
 
         try

@@ -98,9 +98,13 @@ public sealed class Metrics
     }
 }
 
-/// <summary>Serves <c>GET /metrics</c> over minimal HTTP/1.1 on a TCP listener (no ASP.NET in an AOT binary).</summary>
+/// <summary>Serves <c>GET /metrics</c> (and <c>GET /healthz</c> when <see cref="Health"/> is set) over minimal HTTP/1.1
+/// on a TCP listener (no ASP.NET in an AOT binary).</summary>
 public sealed class MetricsServer(Metrics metrics, IPEndPoint endpoint) : IAsyncDisposable
 {
+    /// <summary>Answers <c>/healthz</c>: a JSON body, 200 when healthy, else 503.</summary>
+    public Func<CancellationToken, Task<(bool Healthy, string Json)>>? Health { get; init; }
+
     private readonly TcpListener _listener = new(endpoint);
     private readonly CancellationTokenSource _cts = new();
     private Task? _loop;
@@ -136,9 +140,17 @@ public sealed class MetricsServer(Metrics metrics, IPEndPoint endpoint) : IAsync
                 var first = await reader.ReadLineAsync(_cts.Token) ?? "";
                 while (!string.IsNullOrEmpty(await reader.ReadLineAsync(_cts.Token))) { }
                 var parts = first.Split(' ');
-                bool ok = parts.Length >= 2 && parts[0] == "GET" && parts[1].Split('?')[0] == "/metrics";
-                var body = Encoding.UTF8.GetBytes(ok ? metrics.Render() : "not found; try /metrics\n");
-                var head = $"HTTP/1.1 {(ok ? "200 OK" : "404 Not Found")}\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n";
+                var path = parts.Length >= 2 && parts[0] == "GET" ? parts[1].Split('?')[0] : "";
+                string status, type, text;
+                if (path == "/metrics") (status, type, text) = ("200 OK", "text/plain; version=0.0.4; charset=utf-8", metrics.Render());
+                else if (path == "/healthz" && Health is { } health)
+                {
+                    var (healthy, json) = await health(_cts.Token);
+                    (status, type, text) = (healthy ? "200 OK" : "503 Service Unavailable", "application/json", json + "\n");
+                }
+                else (status, type, text) = ("404 Not Found", "text/plain; charset=utf-8", Health is null ? "not found; try /metrics\n" : "not found; try /metrics or /healthz\n");
+                var body = Encoding.UTF8.GetBytes(text);
+                var head = $"HTTP/1.1 {status}\r\nContent-Type: {type}\r\nContent-Length: {body.Length}\r\nConnection: close\r\n\r\n";
                 await stream.WriteAsync(Encoding.ASCII.GetBytes(head), _cts.Token);
                 await stream.WriteAsync(body, _cts.Token);
             }

@@ -201,6 +201,19 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
         return list;
     }
 
+    /// <summary>The consumer group's standing: reports not read by any consumer yet (<c>lag</c>, null when Redis cannot
+    /// tell), read and not acknowledged (<c>pending</c>), consumers, and the stream's length. Zeros before the stream or
+    /// the group exist.</summary>
+    public async Task<(long? Lag, long Pending, long Consumers, long Length)> GroupStandingAsync(CancellationToken ct)
+    {
+        var length = await db.StreamLengthAsync(Options.Stream).WaitAsync(ct);
+        if (length == 0 && !await db.KeyExistsAsync(Options.Stream).WaitAsync(ct)) return (0, 0, 0, 0);
+        var groups = await db.StreamGroupInfoAsync(Options.Stream).WaitAsync(ct);
+        foreach (var g in groups)
+            if (g.Name == Options.Group) return (g.Lag, g.PendingMessageCount, g.ConsumerCount, length);
+        return (length, 0, 0, length);
+    }
+
     /// <summary>Takes over reports another consumer read and did not acknowledge within the claim window.</summary>
     public async Task<StreamEntry[]> ClaimStaleAsync(string consumer, CancellationToken ct)
     {

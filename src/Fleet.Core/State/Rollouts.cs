@@ -279,16 +279,17 @@ public sealed class RolloutStore(IDatabase db, FleetStateOptions options)
         {
             case GateVerdict.Halt:
                 if (await TransitionAsync(r.Group, [RolloutStatus.Running], RolloutStatus.Halted, r.Wave, reason, now, ct) == "ok")
-                    AppModule.Runtime.Log.Warning($"rollout of group {r.Group} to {r.Target} halted: {reason}");
+                    AppModule.Runtime.Log.Write(AppModule.Runtime.LogLevel.Warning, $"rollout of group {r.Group} to {r.Target} halted: {reason}", ("group", r.Group), ("target", r.Target), ("status", RolloutStatus.Halted));
                 return [];
             case GateVerdict.Complete:
                 if (await TransitionAsync(r.Group, [RolloutStatus.Running], RolloutStatus.Completed, r.Wave, "", now, ct) == "ok")
-                    AppModule.Runtime.Log.Info($"rollout of group {r.Group} to {r.Target} completed: {v.Count(DeviceState.AtTarget)} of {r.Members.Count} device(s) at the target");
+                    AppModule.Runtime.Log.Write(AppModule.Runtime.LogLevel.Info, $"rollout of group {r.Group} to {r.Target} completed: {v.Count(DeviceState.AtTarget)} of {r.Members.Count} device(s) at the target", ("group", r.Group), ("target", r.Target), ("status", RolloutStatus.Completed));
                 return [];
             case GateVerdict.Advance:
                 if (await TransitionAsync(r.Group, [RolloutStatus.Running], RolloutStatus.Running, r.Wave, "", now, ct, newWave: r.Wave + 1) != "ok") return [];
                 var next = r.Members.Where(m => r.WaveOf(m) == r.Wave + 1).ToList();
-                AppModule.Runtime.Log.Info($"rollout of group {r.Group} to {r.Target}: wave {r.Wave + 1} converged; wave {r.Wave + 2} of {r.Bounds.Count} starts ({next.Count} device(s))");
+                AppModule.Runtime.Log.Write(AppModule.Runtime.LogLevel.Info, $"rollout of group {r.Group} to {r.Target}: wave {r.Wave + 1} converged; wave {r.Wave + 2} of {r.Bounds.Count} starts ({next.Count} device(s))",
+                    ("group", r.Group), ("target", r.Target), ("wave", (r.Wave + 2).ToString(CultureInfo.InvariantCulture)));
                 return next;
             default:
                 return [];

@@ -150,6 +150,36 @@ public sealed class FleetUpdater
         await DrainAsync();
     }
 
+    /// <summary>The updater's health for <c>/healthz</c>: Redis answers a PING (within 2 s), and the consumer group's lag
+    /// (reports no updater has read yet) is at most <see cref="UpdaterConfig.HealthMaxLag"/> when that is set.</summary>
+    public async Task<(bool Healthy, string Json)> HealthAsync(CancellationToken ct)
+    {
+        UpdaterHealth h;
+        if (_store is null) h = new UpdaterHealth("unhealthy", "no Redis configured", new RedisHealth(false, null, "no Redis connection"), null);
+        else
+        {
+            try
+            {
+                using var cts = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                cts.CancelAfter(TimeSpan.FromSeconds(2));
+                var latency = await _store.Database.PingAsync().WaitAsync(cts.Token);
+                var (lag, pending, consumers, length) = await _store.GroupStandingAsync(cts.Token);
+                var max = _cfg.HealthMaxLag > 0 ? _cfg.HealthMaxLag : (long?)null;
+                var consumer = new ConsumerHealth(Consumer, _store.Options.Stream, _store.Options.Group, lag, pending, consumers, length, max);
+                var lagging = max is { } m && lag > m;
+                h = new UpdaterHealth(lagging ? "unhealthy" : "ok",
+                    lagging ? $"{lag} report(s) not read by any updater (more than health_max_lag {max}): the updaters do not keep up" : null,
+                    new RedisHealth(true, Math.Round(latency.TotalMilliseconds, 3), null), consumer);
+            }
+            catch (Exception e) when ((e is RedisException or TimeoutException or OperationCanceledException) && !ct.IsCancellationRequested)
+            {
+                var why = e is OperationCanceledException ? "no answer within 2 s" : e.Message;
+                h = new UpdaterHealth("unhealthy", $"Redis at {_cfg.Redis} is not reachable: {why}", new RedisHealth(false, null, why), null);
+            }
+        }
+        return (h.Status == "ok", System.Text.Json.JsonSerializer.Serialize(h, HealthJsonContext.Default.UpdaterHealth));
+    }
+
     /// <summary>Waits for every RPC in flight to finish (they end by reply or timeout).</summary>
     public Task DrainAsync() => Task.WhenAll(_inflight.Keys);
 
@@ -452,7 +482,8 @@ public sealed class FleetUpdater
             DecisionKind.Update => LogLevel.Info,
             _ => LogLevel.Debug,
         };
-        if (level <= Log.Level) Log.Write(level, $"decision {d.App}: {d.Kind}: {d.Reason}");
+        if (level <= Log.Level)
+            Log.Write(level, $"decision {d.App}: {d.Kind}: {d.Reason}", ("app", d.App), ("decision", d.Kind.ToString().ToLowerInvariant()), ("reported", d.Reported), ("target", d.TargetTag));
         Decided?.Invoke(d);
         return d;
     }
@@ -507,7 +538,7 @@ public sealed class FleetUpdater
         catch (Exception e)
         {
             Metrics.Inc("fleet_rpc_total", "Update RPC outcomes.", "outcome=\"error\"");
-            Log.Error($"rpc {app.Name}: {app.Rpc} failed: {e.Message}; retried with the same key {key}");
+            Log.Write(LogLevel.Error, $"rpc {app.Name}: {app.Rpc} failed: {e.Message}; retried with the same key {key}", ("app", app.Name), ("rpc", app.Rpc), ("key", key), ("outcome", "error"));
             // recorded: retried after the error backoff; not recorded (Redis still away): it stays "sent" and is
             // re-sent once stale. Either way this updater looks again then instead of waiting for the device's next report.
             var recorded = await RecordAsync(store, app, key, "error", e.Message);
@@ -517,14 +548,16 @@ public sealed class FleetUpdater
         if (result.Outcome == RpcOutcome.TimedOut)
         {
             Metrics.Inc("fleet_rpc_total", "Update RPC outcomes.", "outcome=\"timeout\"");
-            Log.Warning($"rpc {app.Name}: {app.Rpc} unreachable: no reply in {_cfg.RpcTimeout.TotalSeconds:0.#} s; request {(result.Retracted ? "retracted" : "already taken by the device")}");
+            Log.Write(LogLevel.Warning, $"rpc {app.Name}: {app.Rpc} unreachable: no reply in {_cfg.RpcTimeout.TotalSeconds:0.#} s; request {(result.Retracted ? "retracted" : "already taken by the device")}",
+                ("app", app.Name), ("rpc", app.Rpc), ("key", key), ("outcome", "timeout"));
             await RecordAsync(store, app, key, "timeout", result.Retracted ? "no reply; request retracted" : "no reply; the device took the request");
         }
         else
         {
             var ok = result.Response!.Success;
             Metrics.Inc("fleet_rpc_total", "Update RPC outcomes.", ok ? "outcome=\"success\"" : "outcome=\"failure\"");
-            Log.Write(ok ? LogLevel.Info : LogLevel.Warning, $"rpc {app.Name}: {(ok ? "success" : "failure")}: {result.Response.Message}");
+            Log.Write(ok ? LogLevel.Info : LogLevel.Warning, $"rpc {app.Name}: {(ok ? "success" : "failure")}: {result.Response.Message}",
+                ("app", app.Name), ("rpc", app.Rpc), ("key", key), ("outcome", ok ? "success" : "failure"));
             await RecordAsync(store, app, key, ok ? "success" : "failure", result.Response.Message);
         }
         RpcCompleted?.Invoke(app.Name, result);
