@@ -8,7 +8,7 @@ namespace ArtifactGen;
 /// <paramref name="DeltaBytes"/> and <paramref name="WholeBytes"/>: the sizes compared when a delta was asked for
 /// (a delta not smaller than what it replaces is shipped whole); <paramref name="Layers"/>: per layer, for deep deltas.</summary>
 public sealed record GeneratedImage(ImageEntry Entry, long ImageBytes, string? DeepDeltaStats, string Requested = "full",
-    long? DeltaBytes = null, long? WholeBytes = null, IReadOnlyList<DeepDelta.LayerChoice>? Layers = null);
+    long? DeltaBytes = null, long? WholeBytes = null, IReadOnlyList<DeepDeltaEncoder.LayerChoice>? Layers = null);
 
 public sealed record GenerationResult(string OutputPath, ArtifactWriteResult Artifact, AppMetadata MetaData, IReadOnlyList<GeneratedImage> Images, string? SignedWith);
 
@@ -96,7 +96,7 @@ public sealed class Generator(GenOptions o)
                 bool deep = false;
                 bool whole = !req.IsDelta;
                 long? deltaBytes = null, wholeBytes = null;
-                IReadOnlyList<DeepDelta.LayerChoice>? layers = null;
+                IReadOnlyList<DeepDeltaEncoder.LayerChoice>? layers = null;
                 if (!req.IsDelta)
                 {
                     imagePath = Path.Combine(dir, AppPayloadNames.ImageFile);
@@ -113,7 +113,7 @@ public sealed class Generator(GenOptions o)
                     if (o.DeepDelta)
                     {
                         Say($"deep delta {req.Current} -> {req.New}");
-                        var s = await DeepDelta.CreateAsync(curPath, curFormat, newPath, newFormat, dir, imagePath, ct, o.DeltaMaxRatio).ConfigureAwait(false);
+                        var s = await DeepDeltaEncoder.CreateAsync(curPath, curFormat, newPath, newFormat, dir, imagePath, ct, o.DeltaMaxRatio).ConfigureAwait(false);
                         stats = $"{s.Layers} layers: {s.Unchanged} unchanged, {s.Encoded} delta-encoded, {s.Shipped} shipped whole";
                         Say($"deep delta {req.New}: {stats}");
                         layers = s.Choices;
@@ -125,10 +125,10 @@ public sealed class Generator(GenOptions o)
                     else
                     {
                         Say($"delta {req.Current} -> {req.New} (xdelta3)");
-                        baseSum = await DeepDelta.Sha256FileAsync(curPath, ct).ConfigureAwait(false);
+                        baseSum = await DeepDeltaEncoder.Sha256FileAsync(curPath, ct).ConfigureAwait(false);
                         await Xdelta.EncodeAsync(dir, "image-current.img", "image-new.img", AppPayloadNames.ImageFile, ct).ConfigureAwait(false);
                         deltaBytes = new FileInfo(imagePath).Length;
-                        whole = !DeepDelta.WorthIt(deltaBytes.Value, wholeBytes.Value, o.DeltaMaxRatio);
+                        whole = !DeepDeltaEncoder.WorthIt(deltaBytes.Value, wholeBytes.Value, o.DeltaMaxRatio);
                     }
                     if (whole)
                     {
