@@ -1,4 +1,5 @@
 using AppModule.Core.Images;
+using AppModule.Core.Policy;
 using AppModule.Core.SubModules;
 using AppModule.Runtime;
 using SubModule.Hosting;
@@ -172,7 +173,7 @@ public sealed class Containerd(K8sSettings settings)
             }
 
             // An index (multi-platform): follow the manifest of our platform.
-            var wanted = settings.Platform ?? HostPlatform();
+            var wanted = settings.Platform ?? Platforms.Machine();
             var manifests = (doc?["manifests"] as System.Text.Json.Nodes.JsonArray ?? []).OfType<System.Text.Json.Nodes.JsonObject>().ToList();
             var match = manifests.FirstOrDefault(m => Platform(m) == wanted) ?? manifests.FirstOrDefault(m => Platform(m).StartsWith(wanted.Split('/')[0] + "/" + wanted.Split('/').ElementAtOrDefault(1), StringComparison.Ordinal));
             if (match?["digest"]?.GetValue<string>() is not { } next)
@@ -192,13 +193,6 @@ public sealed class Containerd(K8sSettings settings)
         var variant = p?["variant"]?.GetValue<string>();
         return $"{p?["os"]?.GetValue<string>()}/{p?["architecture"]?.GetValue<string>()}{(variant is null ? string.Empty : "/" + variant)}";
     }
-
-    private static string HostPlatform() => System.Runtime.InteropServices.RuntimeInformation.OSArchitecture switch
-    {
-        System.Runtime.InteropServices.Architecture.Arm64 => "linux/arm64",
-        System.Runtime.InteropServices.Architecture.Arm => "linux/arm/v7",
-        _ => "linux/amd64",
-    };
 
     /// <summary>
     /// STORAGE: containerd's root (asked of containerd: the root its overlayfs snapshotter exports), the
