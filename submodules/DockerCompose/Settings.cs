@@ -1,4 +1,5 @@
 using AppModule.Core.Policy;
+using AppModule.Core.SubModules;
 using AppModule.Runtime;
 using SubModule.Hosting;
 
@@ -27,7 +28,7 @@ namespace DockerCompose;
 public sealed record Settings
 {
     public const string DefaultPath = "/etc/mender/mender-app-docker-compose.conf";
-    public const string PathVariable = "MENDER_APP_DOCKER_COMPOSE_CONF";
+    public static readonly string PathVariable = SubModuleContext.ConfigPathVariable("docker-compose");
 
     public string Source { get; init; } = DefaultPath;
 

@@ -15,7 +15,7 @@ namespace Kubernetes;
 public sealed partial record K8sSettings
 {
     public const string DefaultConfigPath = "/etc/mender/mender-app-k8s.conf";
-    public const string ConfigPathVariable = "MENDER_APP_K8S_CONFIG";
+    public static readonly string ConfigPathVariable = SubModuleContext.ConfigPathVariable("k8s");
 
     /// <summary>The artifact's env key for the namespace of its objects.</summary>
     public const string NamespaceVariable = "K8S_NAMESPACE";

@@ -31,6 +31,17 @@ public sealed record SubModuleContext
     /// <summary>The reference's scratch directory for a call.</summary>
     public const string ScratchVariable = "MODULE_TMPDIR";
 
+    /// <summary>
+    /// The variable that names another configuration file than an orchestrator sub-module's default under
+    /// /etc/mender (tests; the fleet agent's <c>submodule_config</c>): MENDER_APP_&lt;NAME&gt;_CONF, e.g.
+    /// MENDER_APP_DOCKER_COMPOSE_CONF; the k8s sub-module's is MENDER_APP_K8S_CONFIG (its name since the first release).
+    /// </summary>
+    public static string ConfigPathVariable(string orchestrator)
+    {
+        ArgumentException.ThrowIfNullOrWhiteSpace(orchestrator);
+        return orchestrator == "k8s" ? "MENDER_APP_K8S_CONFIG" : $"MENDER_APP_{orchestrator.ToUpperInvariant().Replace('-', '_')}_CONF";
+    }
+
     /// <summary>The artifact's platform, null when not given.</summary>
     public string? Platform { get; init; }
 

@@ -23,7 +23,7 @@ public sealed record AgentConfig
     public TimeSpan MaxCommandTtl { get; init; } = TimeSpan.FromMinutes(5);
     /// <summary>Re-publish every app's version this often (pub/sub keeps nothing for late subscribers); zero: never.</summary>
     public TimeSpan ReportInterval { get; init; } = TimeSpan.FromSeconds(60);
-    /// <summary>Config file for the docker-compose sub-module (passed as MENDER_APP_DOCKER_COMPOSE_CONF); null: its default.</summary>
+    /// <summary>Config file for the docker-compose sub-module (passed as SubModuleContext.ConfigPathVariable, MENDER_APP_DOCKER_COMPOSE_CONF); null: its default.</summary>
     public string? SubModuleConfig { get; init; }
     /// <summary>The install engine's config (store, sub-module directory, health timeout, soak): the same file as <c>app</c>'s.</summary>
     public AppConfig Engine { get; init; } = new();

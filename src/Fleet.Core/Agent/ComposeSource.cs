@@ -29,7 +29,10 @@ public sealed class ComposeSource(string application, string version, string fil
 
     public string Version => version;
 
-    public string Orchestrator => "docker-compose";
+    /// <summary>The orchestrator the fleet agent installs with.</summary>
+    public const string OrchestratorName = "docker-compose";
+
+    public string Orchestrator => OrchestratorName;
 
     public Origin Origin => origin;
 

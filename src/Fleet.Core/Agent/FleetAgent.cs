@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using AppModule.Core.Install;
 using AppModule.Core.Store;
+using AppModule.Core.SubModules;
 using AppModule.Engine;
 using AppModule.Runtime;
 using Fleet.Core.Bus;
@@ -36,7 +37,7 @@ public sealed class FleetAgent
     {
         _cfg = cfg;
         _bus = bus;
-        var env = cfg.SubModuleConfig is null ? null : new Dictionary<string, string?> { ["MENDER_APP_DOCKER_COMPOSE_CONF"] = cfg.SubModuleConfig };
+        var env = cfg.SubModuleConfig is null ? null : new Dictionary<string, string?> { [SubModuleContext.ConfigPathVariable(ComposeSource.OrchestratorName)] = cfg.SubModuleConfig };
         _engine = new InstallEngine(cfg.Engine, env, (app, step, detail) => Event(app, step, detail));
         // The registry is read only to plan the pull (layers and sizes for the engine-disk pre-check); the engine pulls with its own settings.
         _puller = new ImagePuller(cfg.DockerCli, new RegistryClient(new RegistryOptions { MaxAttempts = 2, RequestTimeout = TimeSpan.FromSeconds(10) }, log: m => Log.Info(m)));
