@@ -24,7 +24,7 @@ namespace Podman;
 public sealed record PodmanSettings
 {
     public const string DefaultPath = "/etc/mender/mender-app-podman.conf";
-    public const string PathVariable = "MENDER_APP_PODMAN_CONF";
+    public static readonly string PathVariable = SubModuleContext.ConfigPathVariable("podman");
 
     public required string Command { get; init; }
 
