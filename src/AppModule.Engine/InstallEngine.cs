@@ -50,7 +50,14 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
     // ---------------------------------------------------------------- Install
 
     /// <summary>Installs <paramref name="source"/> up to health-gated and pending; <see cref="CommitAsync"/> or <see cref="RollbackAsync"/> ends it.</summary>
-    public async Task InstallAsync(IInstallSource source, CancellationToken ct)
+    public Task InstallAsync(IInstallSource source, CancellationToken ct) => InstallAsync(source, inPlace: false, ct);
+
+    /// <summary>
+    /// Installs <paramref name="source"/>; with <paramref name="inPlace"/> the running composition is not STOPped first: the
+    /// new one is rolled out over it, so the sub-module changes only what differs (Compose recreates only the services whose
+    /// definition or image changed). Used for a per-service restart or update of the same application.
+    /// </summary>
+    public async Task InstallAsync(IInstallSource source, bool inPlace, CancellationToken ct)
     {
         var app = source.Application;
         var version = source.Version;
@@ -98,7 +105,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
 
         // ---- switch: STOP what runs, ROLLOUT the new composition
         state = Transition(state with { Pending = state.Pending! with { Phase = InstallPhase.Switching } }, "switching", $"from {state.Running ?? "nothing"} to {composition.Id}");
-        if (state.Running is { } running)
+        if (state.Running is { } running && !inPlace)
         {
             var old = _store.ReadComposition(app, running);
             var oldExe = _runner.Resolve(old.Orchestrator);
@@ -155,7 +162,14 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
     // ---------------------------------------------------------------- Commit
 
     /// <summary>Makes the pending install of <paramref name="version"/> the last-known-good, then checks it is still healthy.</summary>
-    public async Task CommitAsync(string app, string version, string step, CancellationToken ct)
+    public Task CommitAsync(string app, string version, string step, CancellationToken ct) => CommitAsync(app, version, step, replacesCommitted: false, ct);
+
+    /// <summary>
+    /// As <see cref="CommitAsync(string, string, string, CancellationToken)"/>; with <paramref name="replacesCommitted"/> the
+    /// pending install is a variant of the last-known-good (the same version restarted in part): it takes its place, the
+    /// rollback version stays what it was, and the replaced composition is collected (its images are the same, so they stay).
+    /// </summary>
+    public async Task CommitAsync(string app, string version, string step, bool replacesCommitted, CancellationToken ct)
     {
         using var _ = Lock();
         var state = _store.Load(app);
@@ -173,6 +187,14 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         if (p.Phase != InstallPhase.Installed)
         {
             throw new InstallException(step, $"application {app}", $"the install of {p.ArtifactName} did not finish (it stopped at {p.Phase}); it will be rolled back");
+        }
+
+        if (replacesCommitted)
+        {
+            state = Transition(state with { Committed = p.Composition, Pending = null, Garbage = AddGarbage(state.Garbage, state.Committed) }, "committed", $"{p.ArtifactName} as {p.Composition}, replacing {state.Committed ?? "nothing"}");
+            var variant = _store.ReadComposition(app, p.Composition);
+            await GateFor(variant).WaitAsync(_runner.Resolve(variant.Orchestrator), app, SubModuleRunner.EnvironmentFor(variant), soak: false, ct).ConfigureAwait(false);
+            return;
         }
 
         // The new composition becomes last-known-good; the old one stays as the rollback composition,

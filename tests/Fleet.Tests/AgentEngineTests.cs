@@ -101,7 +101,7 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
         """ + "\n";
 
     /// <summary>The agent's config: a private store and the published sub-modules (the engine's config as `app` has it).</summary>
-    internal static AgentConfig Config(string id, string app, string dir, string stateDir, byte[]? hmac = null)
+    internal static AgentConfig Config(string id, string app, string dir, string stateDir, byte[]? hmac = null, string? service = null)
     {
         var conf = Path.Combine(stateDir, "docker-compose.conf");
         File.WriteAllText(conf, $"state_dir = \"{stateDir}/submodule\"\ndocker_command = \"{DockerEngine.Cli}\"\nrollout_timeout = 30\n");
@@ -110,7 +110,7 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
             RpcName = "docker_compose_service_" + id,
             Channel = "version_channel_" + id,
             EventsChannel = "fleet_events_" + id,
-            Apps = [new AgentApp(app, dir, null)],
+            Apps = [new AgentApp(app, dir, service)],
             HmacKey = hmac,
             ReportInterval = TimeSpan.Zero,
             SubModuleConfig = conf,
@@ -127,7 +127,7 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
     }
 
     /// <summary>The app runs <paramref name="tag"/>, brought up by hand from its directory (as before any agent), then the agent starts.</summary>
-    internal async Task<Rig> StartAsync(string tag, byte[]? hmac = null)
+    internal async Task<Rig> StartAsync(string tag, byte[]? hmac = null, string? text = null, string? service = null)
     {
         Requires.Component("published docker-compose sub-module", File.Exists(Path.Combine(Repo.BinDir, "docker-compose")), $"it is missing in {Repo.BinDir}: run build/publish.sh");
         var id = Guid.NewGuid().ToString("N")[..8];
@@ -135,11 +135,11 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
         var dir = Directory.CreateTempSubdirectory("fleet-agent-").FullName;
         var stateDir = Directory.CreateTempSubdirectory("fleet-agent-state-").FullName;
         var file = Path.Combine(dir, "docker-compose.yml");
-        await File.WriteAllTextAsync(file, ComposeText(tag));
+        await File.WriteAllTextAsync(file, text ?? ComposeText(tag));
         Cmd.Ok(DockerEngine.Cli, "compose", "-p", app, "-f", file, "up", "-d");
         var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
         var bus = await RedisFleetBus.ConnectAsync(new RedisOptions { Host = fx.Redis.Host, Port = fx.Redis.Port }, cts.Token);
-        var cfg = Config(id, app, dir, stateDir, hmac);
+        var cfg = Config(id, app, dir, stateDir, hmac, service);
         var reports = new ConcurrentQueue<VersionMessage>();
         var sub = await bus.SubscribeAsync(cfg.Channel, (b, _) => { reports.Enqueue(WireCodec.DecodeVersion(b)); return Task.CompletedTask; }, cts.Token);
         var events = new ConcurrentQueue<FleetEvent>();
@@ -268,7 +268,7 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
     {
         await using var rig = await StartAsync("1.0");
         var first = Running(rig.App);
-        Assert.Contains("not supported", (await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir) { Service = "web" })).Message);
+        Assert.Contains("not supported", (await rig.CallAsync(new DockerCommandRequest("update", rig.Dir) { Service = "web" })).Message);
         Assert.Equal(first[2..], Running(rig.App)[2..]); // same container, same start time
 
         Assert.Equal(new DockerCommandResponse(true, $"Restarted all services in {rig.Dir}"), await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir)));
@@ -326,6 +326,44 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
         var key = Assert.Single(doc.RootElement.EnumerateArray()).GetProperty("idempotency_key").GetString();
         // the store records the operator's command as the origin of what runs
         Assert.Equal(key, rig.Store.ReadComposition(rig.App, rig.Store.Load(rig.App).Committed!).Origin!.CommandId);
+    }
+
+    /// <summary>"container id|started at|image id" of the running container of <paramref name="service"/>.</summary>
+    private static string Container(string app, string service)
+    {
+        var ids = DockerEngine.DockerOk("ps", "-q", "--filter", $"label=com.docker.compose.project={app}", "--filter", $"label=com.docker.compose.service={service}").Trim();
+        Assert.False(string.IsNullOrEmpty(ids), $"no running container of {service} in project {app}");
+        return DockerEngine.DockerOk("inspect", "-f", "{{.Id}}|{{.State.StartedAt}}|{{.Image}}", ids.Split('\n')[0]).Trim();
+    }
+
+    [SkippableFact]
+    public async Task Restarting_one_service_recreates_only_that_service_with_the_same_image_and_the_store_keeps_its_versions()
+    {
+        var text = $"services:\n  web:\n    image: \"{fx.Repo}:1.0\"\n  side:\n    image: \"{fx.Repo}:2.0\"\n";
+        await using var rig = await StartAsync("1.0", text: text, service: "web");
+        Assert.True((await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir))).Success); // adopts 1.0 and restarts it whole
+        var (web, side) = (Container(rig.App, "web"), Container(rig.App, "side"));
+
+        var refused = await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir) { Service = "nope" });
+        Assert.False(refused.Success);
+        Assert.Contains("service 'nope' is not in", refused.Message);
+        Assert.Equal((web, side), (Container(rig.App, "web"), Container(rig.App, "side")));
+
+        Assert.Equal(new DockerCommandResponse(true, $"Restarted service web in {rig.Dir}"), await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir) { Service = "web", IdempotencyKey = "restart-web-1" }));
+        var web2 = Container(rig.App, "web");
+        Assert.NotEqual(web.Split('|')[0], web2.Split('|')[0]); // a new container for web
+        Assert.True(DateTimeOffset.Parse(web2.Split('|')[1]) > DateTimeOffset.Parse(web.Split('|')[1]), $"web started at {web2}, before at {web}");
+        Assert.Equal(web.Split('|')[2], web2.Split('|')[2]); // with the same image
+        Assert.Equal(side, Container(rig.App, "side")); // side untouched: same container, same start time
+        Assert.Equal(("1.0", "1.0", null, false), rig.Versions()); // the same version, in the last-known-good's place; no rollback version made up
+        var committed = rig.Store.ReadComposition(rig.App, rig.Store.Load(rig.App).Committed!);
+        Assert.Equal("restart-web-1", committed.Origin!.CommandId);
+        Assert.Equal([DockerEngine.ImageId($"{fx.Repo}:1.0"), DockerEngine.ImageId($"{fx.Repo}:2.0")], committed.Images.Select(i => "sha256:" + i.Id));
+
+        Assert.True((await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir) { Service = "side" })).Success);
+        Assert.NotEqual(side.Split('|')[0], Container(rig.App, "side").Split('|')[0]);
+        Assert.Equal(web2, Container(rig.App, "web")); // web's marker is kept: web is not recreated again
+        Assert.Empty(rig.Store.Load(rig.App).Garbage); // the replaced variants were collected
     }
 
     [SkippableFact]

@@ -94,6 +94,33 @@ public static class ComposeFile
         return string.Concat(text.AsSpan(0, image.Start), written, text.AsSpan(image.End));
     }
 
+    /// <summary>The label a per-service restart sets on its service (the command's id), in the composition's override file.</summary>
+    public const string RestartLabel = "io.appmodule.fleet.restarted";
+
+    /// <summary>The override file Compose merges into <paramref name="fileName"/> by itself (docker-compose.yml: docker-compose.override.yml).</summary>
+    public static string OverrideName(string fileName) =>
+        Path.GetFileNameWithoutExtension(fileName) + ".override" + Path.GetExtension(fileName);
+
+    /// <summary>The override file the agent writes for per-service restarts: each service's <see cref="RestartLabel"/>, one per service.</summary>
+    public static string RestartOverride(IReadOnlyDictionary<string, string> markers) =>
+        "# written by the fleet agent: one label per service restarted on its own (a new value makes Compose recreate that service only)\nservices:\n"
+        + string.Concat(markers.OrderBy(m => m.Key, StringComparer.Ordinal).Select(m => $"  {m.Key}:\n    labels:\n      {RestartLabel}: \"{m.Value}\"\n"));
+
+    /// <summary>The markers of an override file written by <see cref="RestartOverride"/> (service to value).</summary>
+    public static Dictionary<string, string> RestartMarkers(string overrideText)
+    {
+        var markers = new Dictionary<string, string>(StringComparer.Ordinal);
+        string? service = null;
+        foreach (var line in overrideText.Split('\n'))
+        {
+            if (line.StartsWith("  ", StringComparison.Ordinal) && !line.StartsWith("   ", StringComparison.Ordinal) && line.EndsWith(':'))
+                service = line.Trim().TrimEnd(':');
+            else if (service is not null && line.Trim().StartsWith(RestartLabel + ": ", StringComparison.Ordinal))
+                markers[service] = line.Trim()[(RestartLabel.Length + 2)..].Trim('"');
+        }
+        return markers;
+    }
+
     public static bool IsValidTag(string tag) =>
         tag.Length is > 0 and <= 128 && (char.IsAsciiLetterOrDigit(tag[0]) || tag[0] == '_')
         && tag.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '.' or '-');

@@ -18,7 +18,10 @@ namespace Fleet.Core.Agent;
 /// pulled at once, without the disk check, with a warning.
 /// </summary>
 /// <param name="config">the engine's config (engine_disk_check, engine_disk_margin_mib)</param>
-public sealed class ComposeSource(string application, string version, string fileName, string text, string directory, ImagePuller puller, Origin origin, AppConfig config) : IInstallSource
+/// <param name="pinned">the images to use as they are on the device (nothing pulled; e.g. a stored version restarted); null: pull them.</param>
+/// <param name="files">the other manifest files (name, text), e.g. a stored version's <c>.env</c> and override file; null: the directory's <c>.env</c>.</param>
+public sealed class ComposeSource(string application, string version, string fileName, string text, string directory, ImagePuller puller, Origin origin, AppConfig config,
+    IReadOnlyList<ImageRef>? pinned = null, IReadOnlyDictionary<string, string>? files = null) : IInstallSource
 {
     public const string EnvFile = ".env";
 
@@ -64,6 +67,11 @@ public sealed class ComposeSource(string application, string version, string fil
 
         _toPull.Clear();
         _planned.Clear();
+        if (pinned is not null)
+        {
+            return pinned;
+        }
+
         var refs = new List<ImageRef>();
         foreach (var reference in images.Select(i => i.Image).Distinct(StringComparer.Ordinal))
         {
@@ -93,6 +101,16 @@ public sealed class ComposeSource(string application, string version, string fil
     public void ExtractManifests(string target, CancellationToken ct)
     {
         File.WriteAllText(Path.Combine(target, fileName), text);
+        if (files is not null)
+        {
+            foreach (var (name, content) in files)
+            {
+                File.WriteAllText(Path.Combine(target, name), content);
+            }
+
+            return;
+        }
+
         var env = Path.Combine(directory, EnvFile);
         if (File.Exists(env))
         {
@@ -120,7 +138,7 @@ public sealed class ComposeSource(string application, string version, string fil
             }
         }
 
-        Log.Info($"pre-checks passed: {application} {version}, every image pulled; engine disk: {detail}");
+        Log.Info(pinned is null ? $"pre-checks passed: {application} {version}, every image pulled; engine disk: {detail}" : $"pre-checks passed: {application} {version} with the images it has (nothing pulled)");
     }
 
     /// <summary>The images were pulled during the pre-checks: nothing left to load.</summary>

@@ -204,7 +204,7 @@ public sealed class FleetAgent
                     await AdoptAsync(app, ct);
                     await _engine.StopAsync(app.Name, "down", FleetOrigin(app), ct);
                 }, $"Stopped services in {app.Directory}", ct),
-                "restart" when req.Service is not null => WholeAppOnly(req),
+                "restart" when req.Service is not null => await RestartServiceAsync(app, req.Service, ct),
                 "restart" => await StepAsync(app, async () =>
                 {
                     await AdoptAsync(app, ct);
@@ -228,7 +228,7 @@ public sealed class FleetAgent
     private Origin FleetOrigin(AgentApp app) => new("fleet", _command.Value?.Id, app.Directory);
 
     private static DockerCommandResponse WholeAppOnly(DockerCommandRequest req) =>
-        new(false, $"{req.Command} of one service ('{req.Service}') is not supported: the install engine rolls out whole applications through the sub-module; send {req.Command} without a service");
+        new(false, $"{req.Command} of one service ('{req.Service}') is not supported yet: send {req.Command} without a service (the whole app), or restart the service");
 
     private async Task<DockerCommandResponse> StepAsync(AgentApp app, Func<Task> step, string success, CancellationToken ct)
     {
@@ -254,12 +254,18 @@ public sealed class FleetAgent
         await InstallAndCommitAsync(app, version, Path.GetFileName(file), text, new Origin("directory", null, app.Directory), ct);
     }
 
-    private async Task InstallAndCommitAsync(AgentApp app, string version, string fileName, string text, Origin origin, CancellationToken ct)
+    private Task InstallAndCommitAsync(AgentApp app, string version, string fileName, string text, Origin origin, CancellationToken ct) =>
+        InstallAndCommitAsync(app, new ComposeSource(app.Name, version, fileName, text, app.Directory, _puller, origin, _cfg.Engine), variant: false, ct);
+
+    /// <summary>Install, commit and cleanup through the engine; on failure the engine rolls back to the last-known-good. A
+    /// <paramref name="variant"/> (a per-service restart) is rolled out over what runs and replaces the last-known-good.</summary>
+    private async Task InstallAndCommitAsync(AgentApp app, ComposeSource source, bool variant, CancellationToken ct)
     {
+        var version = source.Version;
         try
         {
-            await _engine.InstallAsync(new ComposeSource(app.Name, version, fileName, text, app.Directory, _puller, origin, _cfg.Engine), ct);
-            await _engine.CommitAsync(app.Name, version, "commit", ct);
+            await _engine.InstallAsync(source, inPlace: variant, ct);
+            await _engine.CommitAsync(app.Name, version, "commit", replacesCommitted: variant, ct);
         }
         catch (Exception e) when (e is InstallException or StoreException or IOException)
         {
@@ -334,6 +340,38 @@ public sealed class FleetAgent
             WriteBackFromStore(app);
         }, $"Restored {version}, the last-known-good, in {app.Directory}", ct);
     }
+
+    /// <summary>
+    /// Seed 002's restart of ONE service. The sub-module API rolls out whole compositions, so the agent installs, through
+    /// the engine, a variant of the last-known-good: the same compose file, <c>.env</c> and images (nothing pulled), plus
+    /// an override file (<see cref="ComposeFile.OverrideName"/>) that labels the service with this command's id; it is
+    /// rolled out over the running composition (no STOP), so Compose recreates that service only, then health-gated and
+    /// committed in the last-known-good's place (the rollback version stays). Earlier markers are kept, so no other
+    /// service changes. Refused when the app does not run its last-known-good (restart or restore the whole app).
+    /// </summary>
+    private async Task<DockerCommandResponse> RestartServiceAsync(AgentApp app, string service, CancellationToken ct) =>
+        await StepAsync(app, async () =>
+        {
+            await AdoptAsync(app, ct);
+            var state = _engine.Store.Load(app.Name);
+            var id = state.Committed!;
+            var stored = _engine.Store.ReadComposition(app.Name, id);
+            if (state.Running != id)
+                throw new InstallException("restart", $"service {service} of {app.Name}", $"the app does not run its last-known-good {stored.ArtifactName} ({(state.Running is null ? "nothing runs" : "it runs " + state.Running)}); restart or restore the whole app");
+            var manifests = _engine.Store.ManifestsOf(app.Name, id);
+            var main = ComposeFile.Find(manifests);
+            var text = await File.ReadAllTextAsync(main, ct);
+            var services = ComposeFile.Images(text, main).Select(i => i.Service).ToArray();
+            if (!services.Contains(service))
+                throw new ComposeFileException($"service '{service}' is not in {app.Name}'s compose file (services with images: {string.Join(", ", services)}); nothing was restarted");
+            var files = Directory.EnumerateFiles(manifests).Where(f => f != main).ToDictionary(f => Path.GetFileName(f)!, f => File.ReadAllText(f), StringComparer.Ordinal);
+            var overrideName = ComposeFile.OverrideName(Path.GetFileName(main));
+            var markers = files.TryGetValue(overrideName, out var previous) ? ComposeFile.RestartMarkers(previous) : new Dictionary<string, string>(StringComparer.Ordinal);
+            markers[service] = _command.Value?.Id ?? Guid.NewGuid().ToString("N")[..16];
+            files[overrideName] = ComposeFile.RestartOverride(markers);
+            var source = new ComposeSource(app.Name, stored.ArtifactName, Path.GetFileName(main), text, app.Directory, _puller, FleetOrigin(app), _cfg.Engine, pinned: stored.Images, files: files);
+            await InstallAndCommitAsync(app, source, variant: true, ct);
+        }, $"Restarted service {service} in {app.Directory}", ct);
 
     /// <summary>Seed 002's "update": re-pulls the app's images and recreates it from its current compose file, health-gated.</summary>
     private async Task<DockerCommandResponse> UpdateAsync(AgentApp app, Origin origin, CancellationToken ct)
