@@ -17,10 +17,11 @@ public static class InstallPlanning
     /// <param name="images">what the source brings, as the planner sees it</param>
     /// <param name="running">what runs now and would be stopped (for the plan's report); null when not asked</param>
     /// <param name="manifests">the new version's manifest files (for the plan's report)</param>
+    /// <param name="contents">the new version's services and volumes by name (for the plan's report); null when not read</param>
     /// <param name="earlier">checks the caller ran before (artifact claims, REQS), in order</param>
     /// <param name="tmpNeeded">what the install's temporary files need in the source's <see cref="IInstallSource.WorkDir"/></param>
     public static async Task<InstallPlan> PlanAsync(IInstallSource source, InstallStep step, AppConfig config, IReadOnlyList<PlanImage> images,
-        RunningVersion? running, IReadOnlyList<string> manifests, IReadOnlyList<PlanCheck> earlier, long tmpNeeded, CancellationToken ct)
+        RunningVersion? running, IReadOnlyList<string> manifests, ManifestContents? contents, IReadOnlyList<PlanCheck> earlier, long tmpNeeded, CancellationToken ct)
     {
         ArgumentNullException.ThrowIfNull(source);
         ArgumentNullException.ThrowIfNull(step);
@@ -28,7 +29,7 @@ public static class InstallPlanning
         var (storage, unknown) = await StorageAsync(step, config, ct).ConfigureAwait(false);
         var tmp = source.WorkDir;
         return InstallPlanner.Plan(new PlanInput(source.Application, source.Version, source.Orchestrator, source.Platform, images, manifests, running, storage, unknown,
-            tmp, FreeSpace.Of(tmp), tmpNeeded, config.EngineDiskMarginBytes, earlier));
+            tmp, FreeSpace.Of(tmp), tmpNeeded, config.EngineDiskMarginBytes, earlier, contents));
     }
 
     /// <summary>The sub-module's STORAGE answer, or why there is none (then the engine's disk is not checked, with a warning).</summary>

@@ -71,7 +71,7 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta, AppConfi
         }
 
         // The disk checks of the plan `app plan` prints: tmp/, and the engine's data root for the layers it does not have.
-        var plan = await PlanAsync(step, null, [], [], ct).ConfigureAwait(false);
+        var plan = await PlanAsync(step, null, [], null, [], ct).ConfigureAwait(false);
         plan.ThrowIfRefused("tmp-disk", "engine-disk");
         var fullBytes = _images.Where(i => i.Kind == ImageKind.Full).Sum(i => i.ImageSize);
         Log.Info($"pre-checks passed: {_images.Count} image(s) ({_images.Count(i => i.Kind == ImageKind.Full)} full, {fullBytes} bytes streamed), delta bases present; engine disk: {plan.EngineDisk.Detail}");
@@ -82,8 +82,8 @@ public sealed class ArtifactSource(ArtifactTree tree, AppMetadata meta, AppConfi
     /// <see cref="CheckAsync"/>; delta images as sized by <see cref="PrepareAsync"/> when it ran) and what
     /// the engine holds (the sub-module's STORAGE). Read-only.
     /// </summary>
-    public Task<InstallPlan> PlanAsync(InstallStep step, RunningVersion? running, IReadOnlyList<string> manifests, IReadOnlyList<PlanCheck> earlier, CancellationToken ct) =>
-        InstallPlanning.PlanAsync(this, step, config, _images.Select(PlanImageOf).ToArray(), running, manifests, earlier, TmpFloorBytes, ct);
+    public Task<InstallPlan> PlanAsync(InstallStep step, RunningVersion? running, IReadOnlyList<string> manifests, ManifestContents? contents, IReadOnlyList<PlanCheck> earlier, CancellationToken ct) =>
+        InstallPlanning.PlanAsync(this, step, config, _images.Select(PlanImageOf).ToArray(), running, manifests, contents, earlier, TmpFloorBytes, ct);
 
     private PlanImage PlanImageOf(ImageEntry i)
     {

@@ -79,10 +79,11 @@ public static class PlanCommand
         var store = new AppStore(config.PersistentStore);
         var state = store.Load(source.Application);
         RunningVersion? running = null;
+        Composition? runningComposition = null;
         if (state.Running is { } id)
         {
-            var c = store.ReadComposition(source.Application, id);
-            running = new RunningVersion(c.ArtifactName, id, c.Orchestrator, c.Images.Select(i => i.Url).ToArray());
+            runningComposition = store.ReadComposition(source.Application, id);
+            running = new RunningVersion(runningComposition.ArtifactName, id, runningComposition.Orchestrator, runningComposition.Images.Select(i => i.Url).ToArray());
         }
 
         if (state.Pending is { } p)
@@ -114,7 +115,17 @@ public static class PlanCommand
             ? $"{source.Orchestrator} REQS with the new manifests: {reqsOutput}"
             : $"{source.Orchestrator} REQS with the new manifests failed (exit {reqs.ExitCode}): {reqsOutput}"));
 
-        return await source.PlanAsync(new InstallStep(runner, exe, env), running, manifests, checks, ct).ConfigureAwait(false);
+        // The services and volumes by name, as the sub-module reads the manifests: the new version's (the REQS above) and,
+        // when the same sub-module runs the current version, the current one's (REQS with its stored manifests; read-only).
+        var contents = ManifestContents.FromRequirements(reqs.Stdout);
+        if (running is not null && runningComposition is not null && runningComposition.Orchestrator == source.Orchestrator)
+        {
+            var current = await runner.CallAsync(exe, new SubModuleCall.Reqs(), InstallEngine.RequirementsEnvironment(SubModuleRunner.EnvironmentFor(runningComposition),
+                store.ManifestsOf(source.Application, runningComposition.Id), runningComposition.Images), ct, logStdout: false).ConfigureAwait(false);
+            running = running with { Contents = ManifestContents.FromRequirements(current.Stdout) };
+        }
+
+        return await source.PlanAsync(new InstallStep(runner, exe, env), running, manifests, contents, checks, ct).ConfigureAwait(false);
     }
 
     /// <summary>The plan for people: one fact per line.</summary>
@@ -145,9 +156,9 @@ public static class PlanCommand
         Line("bytes to load:", plan.BytesToLoad is { } b ? $"{InstallPlanner.Mib(b)} ({b} bytes)" : "known once the deltas are rebuilt");
         Line("engine disk:", plan.EngineDisk.Detail);
         Line("tmp disk:", plan.TmpDisk.Detail);
-        Line("stops:", plan.Stops is { } s2 ? $"{s2.Version} (composition {s2.Composition}, {s2.Orchestrator}; images {string.Join(", ", s2.Images)})" : "nothing (nothing of this application runs)");
-        Line("starts:", $"{plan.Starts.Version} ({plan.Starts.Orchestrator}; images {string.Join(", ", plan.Starts.Images)}; manifests {string.Join(", ", plan.Starts.Manifests)})");
-        Line("volumes:", plan.VolumesKept ? "kept (STOP removes no volumes or claims)" : "removed");
+        Line("stops:", plan.Stops is { } s2 ? $"{s2.Version} (composition {s2.Composition}, {s2.Orchestrator}; {Services(s2.Contents?.Services)}images {string.Join(", ", s2.Images)})" : "nothing (nothing of this application runs)");
+        Line("starts:", $"{plan.Starts.Version} ({plan.Starts.Orchestrator}; {Services(plan.Starts.Services)}images {string.Join(", ", plan.Starts.Images)}; manifests {string.Join(", ", plan.Starts.Manifests)})");
+        Line("volumes:", Volumes(plan));
         sb.Append("pre-checks:\n");
         foreach (var c in plan.Checks)
         {
@@ -157,6 +168,43 @@ public static class PlanCommand
         var failed = plan.Checks.Count(c => !c.Passed);
         Line("result:", failed == 0 ? "would install (every pre-check passes)" : $"would be refused before anything stops ({failed} pre-check(s) fail)");
         return sb.ToString();
+    }
+
+    private static string Services(IReadOnlyList<string>? services) => services is null ? string.Empty : $"services {Names(services)}; ";
+
+    private static string Names(IReadOnlyList<string> names) => names.Count == 0 ? "none" : string.Join(", ", names);
+
+    /// <summary>What happens to the volumes, by name when the sub-module told them.</summary>
+    private static string Volumes(InstallPlan plan)
+    {
+        var how = plan.VolumesKept ? "STOP removes no volumes or claims" : "STOP removes the volumes";
+        var v = plan.Volumes;
+        if (v.Kept is null && plan.Starts.Volumes is null)
+        {
+            return $"kept ({how})";
+        }
+
+        var parts = new List<string>();
+        if (v.Kept is { } kept)
+        {
+            parts.Add($"kept {Names(kept)}");
+        }
+
+        if (v.Reused is { } reused)
+        {
+            parts.Add($"used again {Names(reused)}");
+        }
+
+        if (v.New is { } added)
+        {
+            parts.Add($"new {Names(added)}");
+        }
+        else if (plan.Starts.Volumes is { } named)
+        {
+            parts.Add($"the new version's {Names(named)}");
+        }
+
+        return $"{string.Join("; ", parts)} ({how})";
     }
 
     /// <summary>The first 12 hex digits of an image ID (as docker prints it).</summary>

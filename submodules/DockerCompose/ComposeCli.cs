@@ -164,10 +164,33 @@ public sealed class ComposeCli
         RunAsync(project, directory, ["down", "--remove-orphans"], ct);
 
     /// <summary>The services of the composition in <paramref name="directory"/>, resolved by <c>compose config</c>.</summary>
-    public async Task<IReadOnlyList<ServiceDefinition>> ServicesAsync(string project, string directory, CancellationToken ct)
+    public async Task<IReadOnlyList<ServiceDefinition>> ServicesAsync(string project, string directory, CancellationToken ct) =>
+        (await CompositionAsync(project, directory, ct).ConfigureAwait(false)).Services;
+
+    /// <summary>The services and the named volumes (top-level <c>volumes:</c> keys) of the composition in <paramref name="directory"/>, resolved by <c>compose config</c>.</summary>
+    public async Task<(IReadOnlyList<ServiceDefinition> Services, IReadOnlyList<string> Volumes)> CompositionAsync(string project, string directory, CancellationToken ct)
     {
         var yaml = await RunAsync(project, directory, ["config"], ct, quiet: true).ConfigureAwait(false);
-        return ParseServices(yaml, directory);
+        return (ParseServices(yaml, directory), ParseVolumes(yaml));
+    }
+
+    /// <summary>The named volumes a resolved composition declares (top-level <c>volumes:</c> keys, as the compose file names them).</summary>
+    public static IReadOnlyList<string> ParseVolumes(string yaml)
+    {
+        var stream = new YamlStream();
+        try
+        {
+            stream.Load(new StringReader(yaml));
+        }
+        catch (YamlDotNet.Core.YamlException)
+        {
+            return [];
+        }
+
+        return stream.Documents.Count > 0 && stream.Documents[0].RootNode is YamlMappingNode root
+               && root.Children.TryGetValue(new YamlScalarNode("volumes"), out var v) && v is YamlMappingNode volumes
+            ? volumes.Children.Keys.OfType<YamlScalarNode>().Select(k => k.Value ?? string.Empty).Where(k => k.Length > 0).ToArray()
+            : [];
     }
 
     public static IReadOnlyList<ServiceDefinition> ParseServices(string yaml, string source)

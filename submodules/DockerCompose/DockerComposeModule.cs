@@ -688,7 +688,8 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine, SubMo
         {
             try
             {
-                var services = await found.ServicesAsync("mender-app-reqs", manifests, ct).ConfigureAwait(false);
+                var (services, volumes) = await found.CompositionAsync("mender-app-reqs", manifests, ct).ConfigureAwait(false);
+                reqs.AddRange(Requirement.Describing(new ManifestContents(services.Select(x => x.Name).ToArray(), volumes)));
                 CheckPolicy(services, manifests);
                 var carried = AppImages().Select(p => ImageUrl.Normalize(p.Url.Reference)).ToHashSet(StringComparer.Ordinal);
                 await RequireImagesAsync(services, manifests, ct, carried).ConfigureAwait(false);

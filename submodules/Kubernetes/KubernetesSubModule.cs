@@ -203,6 +203,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
             try
             {
                 var objects = Manifests.Load(manifests);
+                result.AddRange(Requirement.Describing(Manifests.Contents(objects)));
                 HostAccessCheck.Check(objects, _settings.HostAccess);
                 result.Add(new Requirement("manifests", true, "error", $"{objects.Count} object(s)"));
             }

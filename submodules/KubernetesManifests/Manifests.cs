@@ -1,6 +1,7 @@
 using System.Globalization;
 using System.Text.Json.Nodes;
 using System.Text.RegularExpressions;
+using AppModule.Core.SubModules;
 using SubModule.Hosting;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
@@ -48,6 +49,48 @@ public static partial class Manifests
             .Where(f => Extensions.Contains(Path.GetExtension(f).ToLowerInvariant()))
             .Order(StringComparer.Ordinal)
             .ToList();
+    }
+
+    /// <summary>
+    /// What the objects define, by name: the workloads as <c>kind/name</c> (lower-case kind, as kubectl names them) and
+    /// the persistent volume claims (those declared, and those a StatefulSet's claim templates make: <c>template-set-N</c>).
+    /// </summary>
+    public static ManifestContents Contents(IReadOnlyList<ManifestObject> objects)
+    {
+        ArgumentNullException.ThrowIfNull(objects);
+        string? Name(JsonNode? metadata) => metadata?["name"] is JsonValue v && v.TryGetValue<string>(out var n) ? n : null;
+        var services = new List<string>();
+        var volumes = new List<string>();
+        foreach (var o in objects)
+        {
+            var kind = o.Body["kind"] is JsonValue k && k.TryGetValue<string>(out var s) ? s : null;
+            var name = Name(o.Body["metadata"]);
+            if (kind is null || name is null)
+            {
+                continue;
+            }
+
+            if (kind is "Deployment" or "StatefulSet" or "DaemonSet" or "ReplicaSet" or "Job" or "CronJob" or "Pod")
+            {
+                services.Add($"{kind.ToLowerInvariant()}/{name}");
+            }
+
+            if (kind == "PersistentVolumeClaim")
+            {
+                volumes.Add(name);
+            }
+            else if (kind == "StatefulSet" && o.Body["spec"]?["volumeClaimTemplates"] is JsonArray templates)
+            {
+                var r = o.Body["spec"]?["replicas"] as JsonValue; // YAML ints are longs here (ToJson)
+                var replicas = r is null ? 1 : r.TryGetValue<long>(out var l) ? (int)Math.Clamp(l, 0, 1000) : r.TryGetValue<int>(out var i) ? Math.Clamp(i, 0, 1000) : 1;
+                foreach (var t in templates.Select(t => Name(t?["metadata"])).OfType<string>())
+                {
+                    volumes.AddRange(Enumerable.Range(0, replicas).Select(i => $"{t}-{name}-{i}"));
+                }
+            }
+        }
+
+        return new ManifestContents(services, volumes);
     }
 
     /// <summary>All objects of the directory; throws <see cref="SubModuleFailure"/> naming file and line on bad input.</summary>

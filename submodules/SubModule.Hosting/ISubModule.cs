@@ -43,7 +43,16 @@ public interface ISubModule
 }
 
 /// <summary>A requirement of the sub-module. <c>Severity</c> is <c>error</c> (the module cannot work) or <c>warning</c>.</summary>
-public sealed record Requirement(string Name, bool Met, string Severity, string Detail);
+public sealed record Requirement(string Name, bool Met, string Severity, string Detail)
+{
+    /// <summary>The two REQS lines that name what manifests define (<see cref="ManifestContents"/>: services, volumes); never unmet.</summary>
+    public static IEnumerable<Requirement> Describing(ManifestContents contents)
+    {
+        ArgumentNullException.ThrowIfNull(contents);
+        yield return new Requirement(ManifestContents.ServicesLine, true, "info", string.Join(' ', contents.Services));
+        yield return new Requirement(ManifestContents.VolumesLine, true, "info", string.Join(' ', contents.Volumes));
+    }
+}
 
 /// <summary>The call failed; the message is a one-line, actionable reason.</summary>
 public class SubModuleFailure(string message) : Exception(message);

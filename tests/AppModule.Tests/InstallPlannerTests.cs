@@ -161,4 +161,33 @@ public sealed class InstallPlannerTests
         Assert.Equal(0, present.EngineDisk.Needed);
         Assert.True(present.EngineDisk.Fits);
     }
+
+    [Fact]
+    public void The_plan_names_the_services_and_volumes_the_sub_module_reads_in_both_versions_manifests()
+    {
+        // What REQS prints with MENDER_APP_MANIFESTS_DIR (the docker-compose sub-module: services, then named volumes).
+        var next = ManifestContents.FromRequirements("docker-engine:ok unix:///run/docker.sock 20.10\nservices:ok web db\nvolumes:ok data cache\nmanifests:ok 2 service(s): web, db\n");
+        Assert.NotNull(next);
+        Assert.Equal(["web", "db"], next.Services);
+        Assert.Equal(["data", "cache"], next.Volumes);
+        Assert.Null(ManifestContents.FromRequirements("docker-engine:ok\nmanifests:ok 1 service(s): web\n")); // a sub-module that does not tell (the reference's)
+        Assert.Equal([], ManifestContents.FromRequirements("services:ok web\nvolumes:ok\n")!.Volumes);
+
+        var running = new RunningVersion("v1", "c1", "docker-compose", ["web:1"]) { Contents = new ManifestContents(["web"], ["data", "logs"]) };
+        var plan = InstallPlanner.Plan(Input(Docker(200 * MiB), Full("web:2", (Diffs[0], MiB))) with { Running = running, Contents = next });
+        Assert.Equal(["web", "db"], plan.Starts.Services);
+        Assert.Equal(["data", "cache"], plan.Starts.Volumes);
+        Assert.Equal(["web"], plan.Stops!.Contents!.Services);
+        Assert.Equal(["data", "logs"], plan.Volumes.Kept);
+        Assert.Equal(["data"], plan.Volumes.Reused);
+        Assert.Equal(["cache"], plan.Volumes.New);
+
+        // Nothing runs: nothing is kept, every volume is the new version's. Manifests not read: nothing is claimed.
+        var first = InstallPlanner.Plan(Input(Docker(200 * MiB), Full("web:2", (Diffs[0], MiB))) with { Running = null, Contents = next });
+        Assert.Equal([], first.Volumes.Kept);
+        Assert.Equal(["data", "cache"], first.Volumes.New);
+        var unknown = InstallPlanner.Plan(Input(Docker(200 * MiB), Full("web:2", (Diffs[0], MiB))));
+        Assert.Null(unknown.Starts.Services);
+        Assert.Equal(new VolumeChanges(null, null, null), unknown.Volumes);
+    }
 }

@@ -58,9 +58,16 @@ public sealed class PlanCommandTests : IDisposable
         var port = WebApps.FreePort();
         var v1 = rig.Web.Image(app, "1.0");
         var v2 = rig.Web.Image(app, "2.0");
-        Ok(rig.Install(rig.Web.Spec("web-v1", app, v1, port)));
+        // v1 keeps its data in a named volume; v2 uses it again and adds a second one.
+        Ok(rig.Install(rig.Web.Spec("web-v1", app, v1, port) with
+        {
+            Manifests = new Dictionary<string, string> { ["docker-compose.yml"] = WebApps.Compose(v1, port, "    volumes:\n      - data:/data\nvolumes:\n  data: {}\n") },
+        }));
         Ok(rig.Client.Commit());
-        var artifact = rig.Mender.Artifact(rig.Web.Spec("web-v2", app, v2, port));
+        var artifact = rig.Mender.Artifact(rig.Web.Spec("web-v2", app, v2, port) with
+        {
+            Manifests = new Dictionary<string, string> { ["docker-compose.yml"] = WebApps.Compose(v2, port, "    volumes:\n      - data:/data\n      - cache:/cache\nvolumes:\n  data: {}\n  cache: {}\n") },
+        });
 
         var before = Device(rig, app, v1.UrlNew, v2.UrlNew);
         var json = Plan(rig, rig.Mender.Config, artifact);
@@ -88,11 +95,21 @@ public sealed class PlanCommandTests : IDisposable
         Assert.Equal([v2.UrlNew], plan.GetProperty("starts").GetProperty("images").EnumerateArray().Select(i => i.GetString()));
         Assert.Equal(["docker-compose.yml"], plan.GetProperty("starts").GetProperty("manifests").EnumerateArray().Select(i => i.GetString()));
         Assert.True(plan.GetProperty("volumes_kept").GetBoolean());
+        // Services and volumes by name, as the sub-module reads both versions' manifests.
+        Assert.Equal(["web"], plan.GetProperty("stops").GetProperty("contents").GetProperty("services").EnumerateArray().Select(i => i.GetString()));
+        Assert.Equal(["web"], plan.GetProperty("starts").GetProperty("services").EnumerateArray().Select(i => i.GetString()));
+        Assert.Equal(["cache", "data"], plan.GetProperty("starts").GetProperty("volumes").EnumerateArray().Select(i => i.GetString()));
+        var volumes = plan.GetProperty("volumes");
+        Assert.Equal(["data"], volumes.GetProperty("kept").EnumerateArray().Select(i => i.GetString()));
+        Assert.Equal(["data"], volumes.GetProperty("reused").EnumerateArray().Select(i => i.GetString()));
+        Assert.Equal(["cache"], volumes.GetProperty("new").EnumerateArray().Select(i => i.GetString()));
         Assert.Equal(["artifact", "health", "requirements", "engine-disk", "tmp-disk"], plan.GetProperty("checks").EnumerateArray().Select(c => c.GetProperty("name").GetString()));
         Assert.All(plan.GetProperty("checks").EnumerateArray(), c => Assert.True(c.GetProperty("passed").GetBoolean(), c.ToString()));
 
         Ok(text);
         Assert.Contains($"stops:         web-v1 (composition", text.Stdout, StringComparison.Ordinal);
+        Assert.Contains($"starts:        web-v2 (docker-compose; services web; images {v2.UrlNew};", text.Stdout, StringComparison.Ordinal);
+        Assert.Contains("volumes:       kept data; used again data; new cache (STOP removes no volumes or claims)", text.Stdout, StringComparison.Ordinal);
         Assert.Contains($"{v2.UrlNew} (full, image {v2.Id[..12]}): {layers.Length} layer(s): {layers.Length} present, 0 new (0.0 MiB)", text.Stdout, StringComparison.Ordinal);
         Assert.Contains("result:        would install", text.Stdout, StringComparison.Ordinal);
         Assert.DoesNotContain("calling", text.Stdout, StringComparison.Ordinal); // logs go to stderr only

@@ -104,6 +104,11 @@ public sealed class WebApps : IDisposable
             {
                 DockerEngine.Docker("network", "rm", n);
             }
+
+            foreach (var v in DockerEngine.Docker("volume", "ls", "-q", "--filter", $"label=com.docker.compose.project={p}").Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries))
+            {
+                DockerEngine.Docker("volume", "rm", "-f", v);
+            }
         }
 
         foreach (var t in _tags)

@@ -38,6 +38,37 @@ public sealed class ImageTests(KubeFixture fx)
     }
 
     [SkippableFact]
+    public void Storage_names_containerd_s_root_its_free_space_and_the_layers_and_id_of_a_loaded_image()
+    {
+        using var k = WithContainerd("storage");
+        k.Env["MENDER_APP_UPDATE_MODULE_PLATFORM"] = "linux/amd64";
+        var url = "appmodule/web:2.0";
+        k.Ok("LOAD", k.App, url, ImageArchives.Of(url), url);
+
+        using var doc = System.Text.Json.JsonDocument.Parse(k.Ok("STORAGE").Stdout);
+        var s = doc.RootElement;
+        Assert.Equal(fx.Containerd.Root, s.GetProperty("data_root").GetString());
+        Assert.True(s.GetProperty("free_bytes").GetInt64() > 0);
+        Assert.False(s.GetProperty("stages_archive").GetBoolean());
+        Assert.Equal(2, s.GetProperty("copies_per_layer").GetInt32());
+        Assert.Contains(DockerEngine.ImageId(url), s.GetProperty("images").EnumerateArray().Select(i => i.GetString()));
+
+        // Every layer of the image, by chain ID (OCI image spec: sha256 of "<parent chain ID> <diff ID>"), as the engine keeps it.
+        var diffs = DockerEngine.DockerOk("image", "inspect", "--format", "{{range .RootFS.Layers}}{{.}} {{end}}", url).Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var chain = diffs[0];
+        var chains = new List<string> { chain };
+        foreach (var diff in diffs.Skip(1))
+        {
+            chain = "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.ASCII.GetBytes($"{chain} {diff}")));
+            chains.Add(chain);
+        }
+
+        var layers = s.GetProperty("layers").EnumerateArray().Select(l => l.GetString()).ToHashSet();
+        Assert.All(chains, c => Assert.Contains(c, layers));
+        k.Ok("DELETE", url);
+    }
+
+    [SkippableFact]
     public void Load_of_an_archive_for_another_platform_fails_naming_the_platform()
     {
         using var k = WithContainerd("plat", "plat-test");

@@ -14,7 +14,11 @@ namespace AppModule.Core.Install;
 public sealed record PlanImage(string Url, string Id, string Kind, string? BaseUrl, string? BaseId, long? LoadBytes, IReadOnlyList<ImageLayer> Layers);
 
 /// <summary>What runs now and will be stopped: the version, its composition in the store and its images.</summary>
-public sealed record RunningVersion(string Version, string Composition, string Orchestrator, IReadOnlyList<string> Images);
+public sealed record RunningVersion(string Version, string Composition, string Orchestrator, IReadOnlyList<string> Images)
+{
+    /// <summary>Its services and volumes by name, as the sub-module read its manifests; null when not known.</summary>
+    public ManifestContents? Contents { get; init; }
+}
 
 /// <summary>A check the caller ran before planning (the artifact's claims, the sub-module's REQS), passed or not.</summary>
 /// <param name="Name">artifact, requirements, delta-base, engine-disk, tmp-disk</param>
@@ -26,6 +30,7 @@ public sealed record PlanCheck(string Name, bool Passed, string Message);
 /// <param name="TmpNeeded">what the install's temporary files need there</param>
 /// <param name="EngineMarginBytes">what must stay free on the engine's data root after the images are in (engine_disk_margin_mib)</param>
 /// <param name="EarlierChecks">the checks the caller ran before (artifact, requirements), in order</param>
+/// <param name="Contents">the new version's services and volumes by name, as the sub-module read its manifests (REQS); null when not known</param>
 public sealed record PlanInput(
     string Application,
     string Version,
@@ -40,7 +45,8 @@ public sealed record PlanInput(
     long? TmpFree,
     long TmpNeeded,
     long EngineMarginBytes,
-    IReadOnlyList<PlanCheck> EarlierChecks);
+    IReadOnlyList<PlanCheck> EarlierChecks,
+    ManifestContents? Contents = null);
 
 /// <summary>One layer of a planned image: whether the engine (or an earlier image of the same artifact) already has it.</summary>
 /// <param name="Source">carried, delta or from-base (<see cref="LayerSource"/>)</param>
@@ -67,8 +73,16 @@ public sealed record PlannedImage(
 /// <param name="Fits">null when it cannot be told (free space or needs unknown)</param>
 public sealed record DiskNeed(string Where, string Path, long? Needed, bool AtLeast, long MarginBytes, long? FreeBytes, bool? Fits, string Detail);
 
-/// <summary>What starts: the new version, its images and manifest files. Stopping keeps volumes (Compose down without -v; k8s STOP keeps claims and namespaces).</summary>
-public sealed record StartStep(string Version, string Orchestrator, IReadOnlyList<string> Images, IReadOnlyList<string> Manifests);
+/// <summary>What starts: the new version, its images, manifest files, and (when the sub-module told them) its services
+/// and volumes by name. Stopping keeps volumes (Compose down without -v; k8s STOP keeps claims and namespaces).</summary>
+public sealed record StartStep(string Version, string Orchestrator, IReadOnlyList<string> Images, IReadOnlyList<string> Manifests,
+    IReadOnlyList<string>? Services, IReadOnlyList<string>? Volumes);
+
+/// <summary>The volumes across the switch, by name: the running version's, which STOP keeps (<paramref name="Kept"/>; empty when
+/// nothing runs), those of them the new version names again (<paramref name="Reused"/>), and the new version's others
+/// (<paramref name="New"/>: Compose or the cluster creates them unless an earlier install left them). A list is null when the
+/// manifests it depends on were not read (a sub-module that does not report them).</summary>
+public sealed record VolumeChanges(IReadOnlyList<string>? Kept, IReadOnlyList<string>? Reused, IReadOnlyList<string>? New);
 
 /// <summary>
 /// What installing an artifact will do and whether it would pass its pre-checks: the steps <c>app plan</c>
@@ -87,6 +101,7 @@ public sealed record InstallPlan(
     RunningVersion? Stops,
     StartStep Starts,
     bool VolumesKept,
+    VolumeChanges Volumes,
     IReadOnlyList<PlanCheck> Checks)
 {
     /// <summary>True when every pre-check passes (the install would go on to LOAD and STOP).</summary>
@@ -209,7 +224,17 @@ public static class InstallPlanner
 
         long? bytesToLoad = unknownStaged ? null : input.Images.Sum(i => i.LoadBytes ?? 0);
         return new InstallPlan(input.Application, input.Version, input.Orchestrator, input.Platform, engine?.Engine, planned, bytesToLoad, engineDisk, tmpDisk,
-            input.Running, new StartStep(input.Version, input.Orchestrator, input.Images.Select(i => i.Url).ToArray(), input.Manifests), true, checks);
+            input.Running, new StartStep(input.Version, input.Orchestrator, input.Images.Select(i => i.Url).ToArray(), input.Manifests, input.Contents?.Services, input.Contents?.Volumes),
+            true, Volumes(input.Running, input.Contents), checks);
+    }
+
+    /// <summary>What happens to the volumes, by name: STOP keeps the running version's; the new one reuses those it names again and creates the rest.</summary>
+    public static VolumeChanges Volumes(RunningVersion? running, ManifestContents? next)
+    {
+        IReadOnlyList<string>? kept = running is null ? [] : running.Contents?.Volumes;
+        var reused = kept is null || next is null ? null : next.Volumes.Where(v => kept.Contains(v, StringComparer.Ordinal)).ToArray();
+        var created = kept is null || next is null ? null : next.Volumes.Where(v => !kept.Contains(v, StringComparer.Ordinal)).ToArray();
+        return new VolumeChanges(kept, reused, created);
     }
 
     private static DiskNeed EngineDisk(PlanInput input, IReadOnlyList<PlannedImage> planned, long newBytes, int unknownNew, long staged, bool unknownStaged, bool pulled)

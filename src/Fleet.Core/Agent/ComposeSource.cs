@@ -124,7 +124,7 @@ public sealed class ComposeSource(string application, string version, string fil
         var detail = "not checked (every image was pulled during the pre-checks)";
         if (_toPull.Count > 0)
         {
-            var plan = await InstallPlanning.PlanAsync(this, step, config, _planned, null, [], [], 0, ct).ConfigureAwait(false);
+            var plan = await InstallPlanning.PlanAsync(this, step, config, _planned, null, [], null, [], 0, ct).ConfigureAwait(false);
             plan.ThrowIfRefused("engine-disk");
             detail = plan.EngineDisk.Detail;
             foreach (var (reference, id) in _toPull)
