@@ -2,7 +2,8 @@ namespace Conformance.Podman;
 
 /// <summary>
 /// What only the podman sub-module does, on the real podman (the shared suite covers the rest): its names keep
-/// applications apart on one podman, and a restart loop that starts after the rollout fails HEALTHY.
+/// applications apart on one podman, the device's host-access policy holds for podman as for the other orchestrators,
+/// and a restart loop that starts after the rollout fails HEALTHY.
 /// </summary>
 public sealed class PodmanTests(PodmanFixture fx) : IClassFixture<PodmanFixture>
 {
@@ -122,6 +123,73 @@ public sealed class PodmanTests(PodmanFixture fx) : IClassFixture<PodmanFixture>
             Assert.True(r.ExitCode == 1, $"HEALTHY of a restarting service should fail: {r}");
             Assert.Contains("worker", r.Stderr, StringComparison.Ordinal);
             Assert.Contains("restarted", r.Stderr, StringComparison.Ordinal);
+        }
+        finally
+        {
+            fx.Cleanup(app);
+        }
+    }
+
+    [SkippableFact]
+    public void Host_access_in_the_manifests_is_refused_by_reqs_and_by_rollout_before_any_pod_exists_unless_the_config_names_it()
+    {
+        Requires.Component(fx.Name, fx.Unavailable);
+        fx.LoadTestImages();
+        using var dir = new TempDir("podman-host");
+        var app = Unique.Name("host");
+        try
+        {
+            // The same policy as docker-compose and k8s: a Deployment that mounts the host's root directory.
+            var manifests = dir.Dir("m");
+            File.WriteAllText(Path.Combine(manifests, "web.yaml"), """
+                apiVersion: apps/v1
+                kind: Deployment
+                metadata:
+                  name: web
+                spec:
+                  selector:
+                    matchLabels:
+                      app.kubernetes.io/name: web
+                  template:
+                    metadata:
+                      labels:
+                        app.kubernetes.io/name: web
+                    spec:
+                      containers:
+                      - name: web
+                        image: appmodule/web:1.0
+                        volumeMounts:
+                        - name: host
+                          mountPath: /host
+                      volumes:
+                      - name: host
+                        hostPath:
+                          path: /
+
+                """);
+            var env = new Dictionary<string, string?>(fx.Environment(new SubModuleSettings()))
+            {
+                ["MENDER_APP_MANIFESTS_DIR"] = manifests,
+            };
+            var reqs = Cmd.Run(fx.Executable, ["REQS"], env, timeout: CallTimeout);
+            Assert.True(reqs.ExitCode == 4, $"REQS of a host root mount should report an unmet requirement: {reqs}");
+            Assert.Matches(@"(?m)^manifests:error Deployment web \(.*web\.yaml:1\) .*mounts the host's root directory", reqs.Stdout);
+            Assert.Contains("host access \"root-mount\" is refused unless allow_host_access in ", reqs.Stdout, StringComparison.Ordinal);
+
+            var rollout = Call("ROLLOUT", app, manifests);
+            Assert.True(rollout.ExitCode == 1, $"ROLLOUT of a host root mount should be refused: {rollout}");
+            Assert.Contains("Deployment web (", rollout.Stderr, StringComparison.Ordinal);
+            Assert.Contains("mounts the host's root directory", rollout.Stderr, StringComparison.Ordinal);
+            Assert.Empty(fx.Podman.Containers($"app.mender.io/application={app}"));
+            Assert.DoesNotContain(app, fx.Podman.PodmanOk("pod", "ps", "--format", "{{.Name}}"), StringComparison.Ordinal);
+
+            // A device whose config names the access allows it.
+            var config = env["MENDER_APP_PODMAN_CONF"]!;
+            var allowing = dir.Write("allowing.conf", File.ReadAllText(config) + "\nallow_host_access = [\"root-mount\"]\n");
+            env["MENDER_APP_PODMAN_CONF"] = allowing;
+            var allowed = Cmd.Run(fx.Executable, ["REQS"], env, timeout: CallTimeout);
+            Assert.True(allowed.ExitCode == 0, $"REQS with allow_host_access = [\"root-mount\"] should pass: {allowed}");
+            Assert.Matches("(?m)^manifests:ok ", allowed.Stdout);
         }
         finally
         {
