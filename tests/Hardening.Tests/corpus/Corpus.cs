@@ -106,8 +106,10 @@ public static class HostileArtifacts
             b => V(b, "x") with { EditFile = _ => B(new string('x', 3000)) }, client: "archive/tar: invalid tar header");
         Add("truncated-outer-tar-in-payload", Layer.ArtifactReader, Format, "is truncated",
             b => V(b, "x") with { EditFile = f => f[..(f.Length - 4096)] }, client: "images.tar.gz: Unable to stream into");
+        // The client names both missing files in Go map order, which differs from run to run
+        // ("data/0000/manifests.tar.gz, data/0000/images.tar.gz" or the other way round): match the list's start only.
         Add("truncated-outer-tar-after-header", Layer.ArtifactReader, Format, "ends before its data member",
-            b => V(b, "x") with { EditOuter = o => o.Where(m => m.Name != "data/0000.tar").ToList() }, client: "that were not part of artifact: data/0000/images.tar.gz");
+            b => V(b, "x") with { EditOuter = o => o.Where(m => m.Name != "data/0000.tar").ToList() }, client: "that were not part of artifact: data/0000/");
         Add("truncated-outer-tar-in-manifest", Layer.ArtifactReader, Format, "member \"manifest\" is truncated",
             b => V(b, "x") with { EditFile = f => f[..(512 + 512 + 512 + 100)] }, client: "from the tar reader: unexpected EOF");
         Add("wrong-manifest-checksum-of-images", Layer.ArtifactReader, Checksum, "\"data/0000/images.tar.gz\" has sha256",
