@@ -658,10 +658,7 @@ public sealed class DockerComposeModule(Settings settings, IEngine engine, SubMo
             // The artifact's platform (set by `app` from its meta-data) must be one this engine runs.
             if (context.Platform is { } platform)
             {
-                var ok = Platforms.Matches(platform, v.Os, v.Architecture, null);
-                reqs.Add(new Requirement("platform", ok, "error", ok
-                    ? $"{platform} on an engine for {v.Os}/{v.Architecture}"
-                    : $"the artifact is for {platform}, but the engine at {settings.DockerHost} runs {v.Os}/{v.Architecture} containers: install the artifact built for {v.Os}/{v.Architecture}"));
+                reqs.Add(Requirement.PlatformOnEngine(platform, v.Os, v.Architecture, settings.DockerHost));
             }
         }
         catch (EngineException e)

@@ -188,12 +188,7 @@ public sealed partial class KubernetesSubModule : ISubModule, IDisposable
         // imports images for the node it runs on.
         if (_settings.Platform is { } platform)
         {
-            var machine = Platforms.Machine();
-            var parts = machine.Split('/');
-            var same = Platforms.Matches(platform, parts[0], parts[1], null);
-            result.Add(new Requirement("platform", same, "error", same
-                ? $"{platform} on a {machine} machine"
-                : $"the artifact is for {platform}, but this machine is {machine}: install the artifact built for {machine}"));
+            result.Add(Requirement.PlatformOnMachine(platform));
         }
 
         // With MENDER_APP_MANIFESTS_DIR (set by `app` for the version it is about to install): the

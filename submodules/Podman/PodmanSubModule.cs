@@ -601,12 +601,7 @@ public sealed partial class PodmanSubModule(PodmanSettings settings, SubModuleCo
         // podman runs images for the machine it is on.
         if (settings.Platform is { } platform)
         {
-            var machine = Platforms.Machine();
-            var parts = machine.Split('/');
-            var same = Platforms.Matches(platform, parts[0], parts[1], null);
-            result.Add(new Requirement("platform", same, "error", same
-                ? $"{platform} on a {machine} machine"
-                : $"the artifact is for {platform}, but this machine is {machine}: install the artifact built for {machine}"));
+            result.Add(Requirement.PlatformOnMachine(platform));
         }
 
         // With MENDER_APP_MANIFESTS_DIR (the version `app` is about to install): the manifests must be ones podman

@@ -1,3 +1,4 @@
+using AppModule.Core.Policy;
 using AppModule.Core.SubModules;
 
 namespace SubModule.Hosting;
@@ -51,6 +52,33 @@ public sealed record Requirement(string Name, bool Met, string Severity, string 
         ArgumentNullException.ThrowIfNull(contents);
         yield return new Requirement(ManifestContents.ServicesLine, true, "info", string.Join(' ', contents.Services));
         yield return new Requirement(ManifestContents.VolumesLine, true, "info", string.Join(' ', contents.Volumes));
+    }
+
+    /// <summary>
+    /// The <c>platform</c> line when this machine runs the images (containerd, podman): the artifact's platform
+    /// (from its meta-data, <see cref="SubModuleContext.Platform"/>) must be <see cref="Platforms.Machine"/>'s os/arch.
+    /// </summary>
+    public static Requirement PlatformOnMachine(string platform)
+    {
+        var machine = Platforms.Machine();
+        var parts = machine.Split('/');
+        return Platform(platform, parts[0], parts[1], $"a {machine} machine", $"this machine is {machine}", machine);
+    }
+
+    /// <summary>
+    /// The <c>platform</c> line when an engine runs the images: the artifact's platform must be the
+    /// <paramref name="os"/>/<paramref name="architecture"/> the engine at <paramref name="engine"/> reports.
+    /// </summary>
+    public static Requirement PlatformOnEngine(string platform, string os, string architecture, string engine) =>
+        Platform(platform, os, architecture, $"an engine for {os}/{architecture}", $"the engine at {engine} runs {os}/{architecture} containers", $"{os}/{architecture}");
+
+    private static Requirement Platform(string platform, string os, string architecture, string runsOn, string instead, string wanted)
+    {
+        ArgumentNullException.ThrowIfNull(platform);
+        var same = Platforms.Matches(platform, os, architecture, null);
+        return new Requirement("platform", same, "error", same
+            ? $"{platform} on {runsOn}"
+            : $"the artifact is for {platform}, but {instead}: install the artifact built for {wanted}");
     }
 }
 
