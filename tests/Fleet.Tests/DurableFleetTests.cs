@@ -536,7 +536,7 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
     }
 
     [Fact]
-    public async Task A_first_wave_with_failing_devices_halts_the_rollout_before_the_next_wave_and_status_names_them()
+    public async Task A_first_wave_with_failing_devices_halts_the_rollout_before_the_next_wave_status_names_them_and_a_rollout_started_again_after_a_fix_completes()
     {
         await using var f = NewFleet();
         var apps = Enumerable.Range(1, 30).Select(i => $"h{i:D2}").ToArray();
@@ -583,8 +583,27 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         var abort = Ctl(conf, env, "abort", "fleet");
         Assert.True(abort.Code == 0, abort.Err);
         Assert.Equal("aborted", H("status"));
-        u.Kill();
         Assert.DoesNotContain(apps[10..], x => f.FirstReceived.ContainsKey(x));
+
+        // the operator fixes the three devices and starts the rollout again: their failures belong to the aborted
+        // rollout, so the new one neither halts on them nor waits retry_after; it sends them the target again with a
+        // new key, and completes
+        var keysBefore = new[] { "h01", "h02", "h03" }.ToDictionary(x => x, x => fx.Redis.Cli("HGET", f.Prefix + ":cmd:" + x, "key"));
+        f.Failing.Clear();
+        var again = Ctl(conf, env, "start", "fleet", "2.0", "--waves", "10,50%");
+        Assert.True(again.Code == 0, again.Err);
+        var fresh = StatusJson(conf, env, "fleet");
+        Assert.Equal(0, fresh.GetProperty("counts").GetProperty("failed").GetInt32());
+        await WaitUntil(() => H("status") is "completed" or "halted", "the second rollout ends", 120);
+        Assert.True(H("status") == "completed", "the second rollout " + H("status") + ": " + H("reason"));
+        Assert.All(apps, x => Assert.Equal("2.0", Observed(f, x)));
+        foreach (var (x, before) in keysBefore)
+        {
+            Assert.Equal(2, f.Executed[x]);
+            Assert.NotEqual(before, fx.Redis.Cli("HGET", f.Prefix + ":cmd:" + x, "key"));
+        }
+        Assert.All(apps[3..], x => Assert.Equal(1, f.Executed[x]));
+        u.Kill();
     }
 
     [Fact]

@@ -36,8 +36,10 @@ public sealed record FleetStateOptions
 /// backoff has not passed: <see cref="ClaimResult.AgeMs"/> is then the time left).</summary>
 public enum ClaimVerdict { None, Send, Resend, InFlight, RecentlyAttempted, RetryError, ErrorBackoff }
 
-/// <summary>One report of a batch: its stream entry, and (when the updater wants to send an update) the target tag.</summary>
-public readonly record struct ReportRecord(RedisValue Id, string? App, string? Version, string? WantTag);
+/// <summary>One report of a batch: its stream entry, and (when the updater wants to send an update) the target tag and
+/// since when outcomes count (<see cref="SinceMs"/>: the start of the rollout that sends it, Unix ms; 0 without one):
+/// an outcome of the same target recorded before that belongs to an earlier attempt, not to this rollout.</summary>
+public readonly record struct ReportRecord(RedisValue Id, string? App, string? Version, string? WantTag, long SinceMs = 0);
 
 public readonly record struct ClaimResult(ClaimVerdict Verdict, string Detail, long AgeMs);
 
@@ -70,11 +72,13 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
         """;
 
     // KEYS: stream, observed.  ARGV: group, now_ms, retry_ms, stale_ms, owner, cmd prefix, error_retry_ms, then per entry:
-    // id, app, version, want.  Per entry: records the observed version, then (want ~= '') claims the command atomically:
+    // id, app, version, want, since_ms.  Per entry: records the observed version, then (want ~= '') claims the command atomically:
     //  in flight (sent, not stale) -> 'I', resend a stale one of the same target with its key -> 'S',
     //  the same target whose send failed on the updater's side ('error': the request may never have reached the device)
     //  -> 'E' with its key once error_retry_ms * 2^(earlier retries) passed (capped at retry_ms), else 'R' with the
     //  time left; same target finished less than retry_ms ago -> 'R', else a new attempt with a new key -> 'U'.
+    //  An outcome (error included) recorded before since_ms (the start of the rollout that sends the target) belongs to
+    //  an earlier attempt: a new attempt with a new key, so that a rollout started again after a fix runs it again.
     private const string DecideScript = """
         local now = tonumber(ARGV[2])
         local retry = tonumber(ARGV[3])
@@ -83,8 +87,8 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
         local out = {}
         local ids = {}
         local k = 1
-        for i = 8, #ARGV, 4 do
-          local id, app, ver, want = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3]
+        for i = 8, #ARGV, 5 do
+          local id, app, ver, want, since = ARGV[i], ARGV[i+1], ARGV[i+2], ARGV[i+3], tonumber(ARGV[i+4])
           if id ~= '' then ids[#ids+1] = id end
           local r = ''
           if app ~= '' then
@@ -93,12 +97,13 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
               local ck = ARGV[6] .. app
               local c = redis.call('HMGET', ck, 'target', 'status', 'at', 'key', 'retries')
               local at = tonumber(c[3] or '0') or 0
+              local earlier = c[2] ~= 'sent' and at < since
               if c[2] == 'sent' and now - at < stale then
                 r = 'I\t' .. c[1] .. '\t' .. (now - at)
               elseif c[2] == 'sent' and c[1] == want then
                 redis.call('HSET', ck, 'at', now, 'owner', ARGV[5])
                 r = 'S\t' .. c[4] .. '\t' .. (now - at)
-              elseif c[2] == 'error' and c[1] == want then
+              elseif c[2] == 'error' and c[1] == want and not earlier then
                 local n = tonumber(c[5] or '0') or 0
                 local wait = math.min(retry, eretry * 2 ^ math.min(n, 30))
                 if now - at >= wait then
@@ -107,7 +112,7 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
                 else
                   r = 'W\t' .. c[4] .. '\t' .. (wait - (now - at))
                 end
-              elseif c[1] == want and c[2] and now - at < retry then
+              elseif c[1] == want and c[2] and now - at < retry and not earlier then
                 r = 'R\t' .. c[2] .. '\t' .. (now - at)
               else
                 local n = redis.call('HINCRBY', ck, 'n', 1)
@@ -225,8 +230,8 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
     /// the entries, atomically and in one round trip. Results are in the order of <paramref name="batch"/>.</summary>
     public async Task<ClaimResult[]> DecideAsync(IReadOnlyList<ReportRecord> batch, DateTimeOffset now, TimeSpan retryAfter, TimeSpan stale, TimeSpan errorRetry, string owner, CancellationToken ct)
     {
-        const int head = 7;
-        var args = new RedisValue[head + batch.Count * 4];
+        const int head = 7, per = 5;
+        var args = new RedisValue[head + batch.Count * per];
         args[0] = Options.Group;
         args[1] = now.ToUnixTimeMilliseconds();
         args[2] = (long)retryAfter.TotalMilliseconds;
@@ -237,10 +242,12 @@ public sealed class FleetState(IDatabase db, FleetStateOptions options)
         for (int i = 0; i < batch.Count; i++)
         {
             var b = batch[i];
-            args[head + i * 4] = b.Id;
-            args[head + 1 + i * 4] = b.App ?? "";
-            args[head + 2 + i * 4] = b.Version ?? "";
-            args[head + 3 + i * 4] = b.WantTag ?? "";
+            int o = head + i * per;
+            args[o] = b.Id;
+            args[o + 1] = b.App ?? "";
+            args[o + 2] = b.Version ?? "";
+            args[o + 3] = b.WantTag ?? "";
+            args[o + 4] = b.SinceMs;
         }
         var r = (RedisResult[])(await db.ScriptEvaluateAsync(DecideScript, [Options.Stream, Options.Observed], args).WaitAsync(ct))!;
         var results = new ClaimResult[batch.Count];

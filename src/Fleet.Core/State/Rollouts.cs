@@ -212,7 +212,7 @@ public sealed class RolloutStore(IDatabase db, FleetStateOptions options)
     {
         var observed = db.HashGetAsync(Options.Observed, r.Members.Select(m => (RedisValue)m).ToArray());
         var batch = db.CreateBatch();
-        var cmds = r.Members.Select(m => batch.HashGetAsync(Options.CommandKey(m), ["target", "status", "message"])).ToArray();
+        var cmds = r.Members.Select(m => batch.HashGetAsync(Options.CommandKey(m), ["target", "status", "message", "at"])).ToArray();
         batch.Execute();
         await Task.WhenAll(cmds.Append<Task>(observed)).WaitAsync(ct);
         var devices = new List<RolloutDevice>(r.Members.Count);
@@ -224,6 +224,9 @@ public sealed class RolloutStore(IDatabase db, FleetStateOptions options)
             var version = ov?.Split('\t')[0];
             var c = cmds[i].Result;
             var (ctarget, cstatus, cmessage) = ((string?)c[0], (string?)c[1], (string?)c[2] ?? "");
+            // an outcome recorded before the rollout started is an earlier attempt's (e.g. of a rollout halted by it,
+            // then aborted and started again after a fix): it says nothing about this rollout
+            if (cstatus is not null and not "sent" && (long?)c[3] is { } at && at < r.StartedMs) ctarget = null;
             DeviceState state;
             string message = "";
             if (version is not null && SameVersion(version, r.Target)) state = DeviceState.AtTarget;

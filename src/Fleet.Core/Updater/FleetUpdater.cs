@@ -411,10 +411,10 @@ public sealed class FleetUpdater
                 var deps = msg.Dependencies.Count == 0 ? "" : $" (dependencies logged, not managed: {string.Join(", ", msg.Dependencies.Select(kv => kv.Key + "=" + kv.Value))})";
                 Log.Info($"report {msg.Appname} {msg.VersionNumber}{deps}");
             }
-            var (d, app, tag) = await PreDecideAsync(msg, ct);
+            var (d, app, tag, since) = await PreDecideAsync(msg, ct);
             pre[i] = d;
             apps[i] = app;
-            records[i] = new ReportRecord(id, msg.Appname, msg.VersionNumber, d is null ? tag : null);
+            records[i] = new ReportRecord(id, msg.Appname, msg.VersionNumber, d is null ? tag : null, since);
         }
 
         if (pre.Any(d => d?.Kind == DecisionKind.Held) && await RefreshRolloutsAsync(ct))
@@ -424,10 +424,10 @@ public sealed class FleetUpdater
             {
                 if (pre[i]?.Kind != DecisionKind.Held) continue;
                 var msg = WireCodec.DecodeVersion(entries[i].Payload!);
-                var (d, app, tag) = await PreDecideAsync(msg, ct);
+                var (d, app, tag, since) = await PreDecideAsync(msg, ct);
                 pre[i] = d;
                 apps[i] = app;
-                records[i] = records[i] with { WantTag = d is null ? tag : null };
+                records[i] = records[i] with { WantTag = d is null ? tag : null, SinceMs = since };
             }
         }
 
@@ -488,8 +488,16 @@ public sealed class FleetUpdater
         return d;
     }
 
-    /// <summary>Everything that needs no shared state: a decision, or null and the tag to claim an update to.</summary>
-    private async Task<(Decision? Decision, AppEntry? App, string? Tag)> PreDecideAsync(VersionMessage msg, CancellationToken ct)
+    /// <summary>Everything that needs no shared state: a decision, or null and the tag to claim an update to (with the
+    /// start of the rollout that sends it, 0 without one: outcomes recorded before it do not hold a new attempt back).</summary>
+    private async Task<(Decision? Decision, AppEntry? App, string? Tag, long SinceMs)> PreDecideAsync(VersionMessage msg, CancellationToken ct)
+    {
+        var (d, app, tag) = await PreDecideCoreAsync(msg, ct);
+        var since = d is null && _rollouts.TryGetValue(msg.Appname, out var r) ? r.StartedMs : 0;
+        return (d, app, tag, since);
+    }
+
+    private async Task<(Decision? Decision, AppEntry? App, string? Tag)> PreDecideCoreAsync(VersionMessage msg, CancellationToken ct)
     {
         VersionTarget? rolloutTarget = null;
         if (_rollouts.TryGetValue(msg.Appname, out var rollout) && _cfg.Apps.ContainsKey(msg.Appname))
