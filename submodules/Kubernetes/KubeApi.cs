@@ -4,30 +4,29 @@ using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
 using AppModule.Runtime;
-using k8s;
 using SubModule.Hosting;
 
 namespace Kubernetes;
 
 /// <summary>
-/// The few REST calls the sub-module makes, sent through KubernetesClient.Aot's authenticated
-/// HttpClient (kubeconfig credentials, client certificates, tokens), on generic JSON objects so that
-/// any kind, including custom resources, can be applied. Discovery (kind → resource) is our own.
+/// The few REST calls the sub-module makes, sent with the kubeconfig's TLS settings and credentials
+/// (<see cref="KubeConfig"/>, <see cref="KubeHttp"/>), on generic JSON objects so that any kind, including
+/// custom resources, can be applied. Discovery (kind → resource) is our own.
 /// </summary>
 public sealed class KubeApi : IKubeApi, IDisposable
 {
     private const string ApplyPatch = "application/apply-patch+yaml";
     private const string MergePatch = "application/merge-patch+json";
-    private readonly k8s.Kubernetes _client;
+    private readonly KubeHttp _http;
     private readonly string _base;
     private readonly Dictionary<string, Dictionary<string, ResourceType>?> _discovery = new(StringComparer.Ordinal);
 
-    private KubeApi(k8s.Kubernetes client, string source, string? contextNamespace)
+    private KubeApi(KubeConnection connection, TimeSpan timeout)
     {
-        _client = client;
-        _base = client.BaseUri.ToString().TrimEnd('/');
-        Source = source;
-        ContextNamespace = contextNamespace;
+        _http = new KubeHttp(connection, timeout);
+        _base = connection.Server;
+        Source = connection.Source;
+        ContextNamespace = connection.Namespace;
     }
 
     /// <summary>Which kubeconfig (or in-cluster config) is used, for messages.</summary>
@@ -52,12 +51,10 @@ public sealed class KubeApi : IKubeApi, IDisposable
     {
         ArgumentNullException.ThrowIfNull(settings);
         ArgumentNullException.ThrowIfNull(env);
-        var (config, source) = ResolveConfig(settings, env);
-        config.HttpClientTimeout = settings.RequestTimeout;
-        return new KubeApi(new k8s.Kubernetes(config), source, string.IsNullOrEmpty(config.Namespace) ? null : config.Namespace);
+        return new KubeApi(ResolveConfig(settings, env), settings.RequestTimeout);
     }
 
-    private static (KubernetesClientConfiguration Config, string Source) ResolveConfig(K8sSettings settings, IReadOnlyDictionary<string, string?> env)
+    private static KubeConnection ResolveConfig(K8sSettings settings, IReadOnlyDictionary<string, string?> env)
     {
         if (settings.KubeConfig is { } explicitPath)
         {
@@ -66,7 +63,7 @@ public sealed class KubeApi : IKubeApi, IDisposable
                 throw new ConfigException($"{settings.ConfigSource}: kubeconfig = \"{explicitPath}\" does not exist; fix the path or remove the line to use $KUBECONFIG or ~/.kube/config");
             }
 
-            return (FromFile(explicitPath, settings), explicitPath);
+            return FromFile(explicitPath, settings);
         }
 
         if (env.TryGetValue(KubeConfigVariable, out var kubeconfig) && !string.IsNullOrWhiteSpace(kubeconfig))
@@ -82,7 +79,7 @@ public sealed class KubeApi : IKubeApi, IDisposable
                 Log.Warning($"KUBECONFIG names several files; only the first, {paths[0]}, is used");
             }
 
-            return (FromFile(paths[0], settings), paths[0]);
+            return FromFile(paths[0], settings);
         }
 
         var home = env.TryGetValue(HomeVariable, out var h) && !string.IsNullOrEmpty(h) ? h : "/root";
@@ -90,24 +87,24 @@ public sealed class KubeApi : IKubeApi, IDisposable
         {
             if (File.Exists(candidate))
             {
-                return (FromFile(candidate, settings), candidate);
+                return FromFile(candidate, settings);
             }
         }
 
-        if (KubernetesClientConfiguration.IsInCluster())
+        if (KubeConfig.IsInCluster(env))
         {
-            return (KubernetesClientConfiguration.InClusterConfig(), "in-cluster service account");
+            return KubeConfig.InCluster(env);
         }
 
         throw new ConfigException(
             $"no kubeconfig found: set kubeconfig = \"/path\" in {settings.ConfigSource}, or KUBECONFIG, or provide {Path.Combine(home, ".kube", "config")} (k3s: /etc/rancher/k3s/k3s.yaml)");
     }
 
-    private static KubernetesClientConfiguration FromFile(string path, K8sSettings settings)
+    private static KubeConnection FromFile(string path, K8sSettings settings)
     {
         try
         {
-            return KubernetesClientConfiguration.BuildConfigFromConfigFile(path, settings.Context);
+            return KubeConfig.Load(path, settings.Context);
         }
         catch (Exception e)
         {
@@ -218,15 +215,10 @@ public sealed class KubeApi : IKubeApi, IDisposable
             request.Content.Headers.ContentType = new MediaTypeHeaderValue(contentType ?? "application/json");
         }
 
-        if (_client.Credentials is { } credentials)
-        {
-            await credentials.ProcessHttpRequestAsync(request, ct).ConfigureAwait(false);
-        }
-
         HttpResponseMessage response;
         try
         {
-            response = await _client.HttpClient.SendAsync(request, ct).ConfigureAwait(false);
+            response = await _http.SendAsync(request, ct).ConfigureAwait(false);
         }
         catch (HttpRequestException e)
         {
@@ -270,5 +262,5 @@ public sealed class KubeApi : IKubeApi, IDisposable
 
     private static string Truncate(string s) => s.Length > 300 ? s[..300] + "..." : s;
 
-    public void Dispose() => _client.Dispose();
+    public void Dispose() => _http.Dispose();
 }

@@ -1,3 +1,5 @@
+using System.Text.Json.Nodes;
+
 namespace Kubernetes.Tests;
 
 [Collection("kube")]
@@ -90,6 +92,54 @@ public sealed class ConfigTests(KubeFixture fx)
     }
 
     [Fact]
+    public void An_exec_credential_plugin_of_the_kubeconfig_gives_the_token_and_a_failing_one_is_named()
+    {
+        using var k = new K8sRun(fx, "exec");
+        // The plugin, relative to the kubeconfig as kubectl resolves it, answers only when asked the kubectl way.
+        var credential = new JsonObject { ["apiVersion"] = "client.authentication.k8s.io/v1", ["kind"] = "ExecCredential", ["status"] = new JsonObject { ["token"] = fx.Api.Token } }.ToJsonString();
+        var plugin = k.Dir.Write("bin/credential", $"""
+            #!/bin/sh
+            case "$KUBERNETES_EXEC_INFO" in *ExecCredential*) ;; *) echo "not called as a credential plugin" >&2; exit 5;; esac
+            if [ "$1" != "--cluster" ] || [ "$PLUGIN_MODE" != "device" ]; then echo "bad arguments: $* ($PLUGIN_MODE)" >&2; exit 6; fi
+            echo '{credential}'
+            """);
+        File.SetUnixFileMode(plugin, UnixFileMode.UserRead | UnixFileMode.UserWrite | UnixFileMode.UserExecute);
+        var kubeconfig = k.Dir.Write("kubeconfig", $"""
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: fake
+              cluster:
+                server: {fx.Api.Url}
+            users:
+            - name: plugin
+              user:
+                exec:
+                  apiVersion: client.authentication.k8s.io/v1
+                  command: bin/credential
+                  args: ["--cluster"]
+                  env:
+                  - name: PLUGIN_MODE
+                    value: device
+            contexts:
+            - name: fake
+              context:
+                cluster: fake
+                user: plugin
+            current-context: fake
+
+            """);
+        File.WriteAllText(k.ConfigPath, File.ReadAllText(k.ConfigPath).Replace(fx.KubeConfig, kubeconfig, StringComparison.Ordinal));
+        k.Ok("ROLLOUT", k.App, k.Manifests("m", ("cm.yaml", Cm("exec", k.Ns))));
+        Assert.NotNull(fx.Api.Get("v1", "ConfigMap", k.Ns, "exec"));
+
+        File.WriteAllText(kubeconfig, File.ReadAllText(kubeconfig).Replace("value: device", "value: other", StringComparison.Ordinal));
+        var r = k.Fails(1, "ALIVE", k.App);
+        Assert.Contains("exec credential plugin", r.Stderr, StringComparison.Ordinal);
+        Assert.Contains("bad arguments: --cluster", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void The_documented_example_config_is_valid()
     {
         using var k = new K8sRun(fx, "example");
@@ -131,5 +181,58 @@ public sealed class HttpsTests
         r = Cmd.Run(Repo.Binary("k8s"), ["ALIVE", "tlsapp"], env);
         Assert.Equal(1, r.ExitCode);
         Assert.Contains("cannot reach the Kubernetes API server https://127.0.0.1:", r.Stderr, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public async Task A_client_certificate_in_the_kubeconfig_authenticates_as_k3s_writes_it_inline_or_as_files_and_one_from_another_ca_is_refused()
+    {
+        await using var api = await FakeKubeApi.FakeKubeApiServer.StartAsync(https: true);
+        using var dir = new TempDir("k8s-cert");
+        var kubeconfig = api.WriteKubeConfig(dir.File("kubeconfig"), clientCertificate: api.IssueClientCertificate("device"));
+        Assert.DoesNotContain("token:", File.ReadAllText(kubeconfig), StringComparison.Ordinal);
+        var config = dir.Write("k8s.conf", $"kubeconfig = \"{kubeconfig}\"\nstate_dir = \"{dir.Dir("state")}\"\nrollout_timeout_seconds = 3\npoll_interval_ms = 50\n");
+        var manifests = dir.Write("m/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cert\n  namespace: cert-test\ndata:\n  a: b\n");
+        var env = new Dictionary<string, string?> { ["MENDER_APP_K8S_CONFIG"] = config, ["KUBECONFIG"] = null, ["K8S_NAMESPACE"] = null };
+
+        var r = Cmd.Run(Repo.Binary("k8s"), ["ROLLOUT", "certapp", Path.GetDirectoryName(manifests)!], env);
+        Assert.True(r.ExitCode == 0, r.ToString());
+        Assert.NotNull(api.Get("v1", "ConfigMap", "cert-test", "cert"));
+
+        // The same as files next to the kubeconfig, named relative to it (kubectl's rule), with the server's CA as a file too.
+        var (certificate, key) = api.IssueClientCertificate("device");
+        dir.Write("pki/client.crt", certificate);
+        dir.Write("pki/client.key", key);
+        dir.Write("pki/ca.crt", api.CertificatePem!);
+        File.WriteAllText(kubeconfig, $"""
+            apiVersion: v1
+            kind: Config
+            clusters:
+            - name: fake
+              cluster:
+                server: {api.Url}
+                certificate-authority: pki/ca.crt
+            users:
+            - name: device
+              user:
+                client-certificate: pki/client.crt
+                client-key: pki/client.key
+            contexts:
+            - name: fake
+              context:
+                cluster: fake
+                user: device
+            current-context: fake
+
+            """);
+        r = Cmd.Run(Repo.Binary("k8s"), ["ALIVE", "certapp"], env);
+        Assert.True(r.ExitCode == 1 && r.Stderr.Contains("no Deployments, StatefulSets or DaemonSets are labelled", StringComparison.Ordinal), r.ToString());
+
+        // A certificate the cluster's client CA did not issue is refused like a wrong token.
+        var (stranger, strangerKey) = api.IssueClientCertificate("device", trusted: false);
+        dir.Write("pki/client.crt", stranger);
+        dir.Write("pki/client.key", strangerKey);
+        r = Cmd.Run(Repo.Binary("k8s"), ["ALIVE", "certapp"], env);
+        Assert.Equal(1, r.ExitCode);
+        Assert.Contains("credentials were refused", r.Stderr, StringComparison.Ordinal);
     }
 }

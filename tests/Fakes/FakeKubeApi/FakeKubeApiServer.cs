@@ -147,11 +147,19 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         var builder = WebApplication.CreateSlimBuilder();
         builder.Logging.ClearProviders();
         X509Certificate2? cert = https ? SelfSigned() : null;
+        var clientCa = https ? CertificateAuthority("CN=fake-client-ca") : null;
         builder.WebHost.ConfigureKestrel(o => o.Listen(IPAddress.Loopback, 0, l =>
         {
             if (cert is not null)
             {
-                l.UseHttps(cert);
+                // As a real API server: a client certificate is asked for, not required; a bearer token does as well.
+                // Which certificates authenticate is decided per request (ClientCertificateUser).
+                l.UseHttps(new HttpsConnectionAdapterOptions
+                {
+                    ServerCertificate = cert,
+                    ClientCertificateMode = ClientCertificateMode.AllowCertificate,
+                    ClientCertificateValidation = (_, _, _) => true,
+                });
             }
         }));
         var app = builder.Build();
@@ -161,7 +169,53 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
         var addresses = app.Services.GetRequiredService<IServer>().Features.Get<IServerAddressesFeature>()!.Addresses;
         server.Url = addresses.First().Replace("[::1]", "127.0.0.1", StringComparison.Ordinal);
         server.CertificatePem = cert?.ExportCertificatePem();
+        server._clientCa = clientCa;
         return server;
+    }
+
+    private X509Certificate2? _clientCa;
+
+    private static X509Certificate2 CertificateAuthority(string subject)
+    {
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest(subject, key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(true, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.KeyCertSign | X509KeyUsageFlags.DigitalSignature, true));
+        using var created = request.CreateSelfSigned(DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(2));
+        return X509CertificateLoader.LoadPkcs12(created.Export(X509ContentType.Pfx), null);
+    }
+
+    /// <summary>
+    /// A client certificate for <paramref name="user"/> as k3s writes it into its kubeconfig: an EC key ("EC PRIVATE
+    /// KEY") and the certificate followed by the CA that issued it. Signed by this server's client CA when
+    /// <paramref name="trusted"/>, else by a CA the server does not know. Only for an https server.
+    /// </summary>
+    public (string CertificatePem, string KeyPem) IssueClientCertificate(string user, bool trusted = true)
+    {
+        var ca = trusted ? _clientCa ?? throw new InvalidOperationException("client certificates need an https server") : CertificateAuthority("CN=unknown-ca");
+        using var key = ECDsa.Create(ECCurve.NamedCurves.nistP256);
+        var request = new CertificateRequest($"CN={user}, O=system:masters", key, HashAlgorithmName.SHA256);
+        request.CertificateExtensions.Add(new X509BasicConstraintsExtension(false, false, 0, true));
+        request.CertificateExtensions.Add(new X509KeyUsageExtension(X509KeyUsageFlags.DigitalSignature, true));
+        request.CertificateExtensions.Add(new X509EnhancedKeyUsageExtension([new Oid("1.3.6.1.5.5.7.3.2")], false));
+        var serial = RandomNumberGenerator.GetBytes(12);
+        using var leaf = request.Create(ca, DateTimeOffset.UtcNow.AddDays(-1), DateTimeOffset.UtcNow.AddDays(1), serial);
+        return (leaf.ExportCertificatePem() + "\n" + ca.ExportCertificatePem() + "\n", key.ExportECPrivateKeyPem());
+    }
+
+    /// <summary>The user a client certificate issued by this server's client CA names (its CN), else null.</summary>
+    private string? ClientCertificateUser(X509Certificate2? certificate)
+    {
+        if (certificate is null || _clientCa is null)
+        {
+            return null;
+        }
+
+        using var chain = new X509Chain();
+        chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
+        chain.ChainPolicy.CustomTrustStore.Add(_clientCa);
+        chain.ChainPolicy.RevocationMode = X509RevocationMode.NoCheck;
+        return chain.Build(certificate) ? certificate.GetNameInfo(X509NameType.SimpleName, false) : null;
     }
 
     private static X509Certificate2 SelfSigned()
@@ -180,10 +234,15 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
     }
 
     /// <summary>Writes a kubeconfig for this server (and optionally a context namespace); returns its path.</summary>
-    public string WriteKubeConfig(string path, string? contextNamespace = null, string? token = null)
+    /// <remarks>The user has <paramref name="token"/> (else the server's own), or the client certificate and key given instead.</remarks>
+    public string WriteKubeConfig(string path, string? contextNamespace = null, string? token = null, (string CertificatePem, string KeyPem)? clientCertificate = null)
     {
+        static string B64(string pem) => Convert.ToBase64String(Encoding.UTF8.GetBytes(pem));
         var ns = contextNamespace is null ? string.Empty : $"\n    namespace: {contextNamespace}";
-        var ca = CertificatePem is null ? string.Empty : $"\n    certificate-authority-data: {Convert.ToBase64String(Encoding.UTF8.GetBytes(CertificatePem))}";
+        var ca = CertificatePem is null ? string.Empty : $"\n    certificate-authority-data: {B64(CertificatePem)}";
+        var credentials = clientCertificate is { } c
+            ? $"client-certificate-data: {B64(c.CertificatePem)}\n    client-key-data: {B64(c.KeyPem)}"
+            : $"token: {token ?? Token}";
         File.WriteAllText(path, $"""
             apiVersion: v1
             kind: Config
@@ -194,7 +253,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             users:
             - name: tester
               user:
-                token: {token ?? Token}
+                {credentials}
             contexts:
             - name: fake
               context:
@@ -286,7 +345,7 @@ public sealed class FakeKubeApiServer : IAsyncDisposable
             _requests.Add($"{req.Method} {path}{req.QueryString}");
             _userAgent = req.Headers.UserAgent.ToString();
             _exchanges.Add(new Exchange(req.Method, path, req.Query.ToDictionary(q => q.Key, q => q.Value.ToString(), StringComparer.Ordinal), req.ContentType ?? string.Empty, body, _userAgent));
-            if (req.Headers.Authorization.ToString() != $"Bearer {Token}")
+            if (req.Headers.Authorization.ToString() != $"Bearer {Token}" && ClientCertificateUser(ctx.Connection.ClientCertificate) is null)
             {
                 result = Status(401, "Unauthorized", "Unauthorized");
             }
