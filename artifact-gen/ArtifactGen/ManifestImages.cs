@@ -1,4 +1,7 @@
 using System.Text;
+using AppModule.Core.Compose;
+using Kubernetes;
+using SubModule.Hosting;
 using YamlDotNet.Core;
 using YamlDotNet.RepresentationModel;
 
@@ -7,15 +10,10 @@ namespace ArtifactGen;
 /// <summary>Finds the images an application's manifests use (compose services or k8s container specs).</summary>
 public static class ManifestImages
 {
-    private static readonly string[] ComposeFiles =
-    [
-        "compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml",
-        "compose.override.yaml", "compose.override.yml", "docker-compose.override.yml", "docker-compose.override.yaml",
-    ];
-
+    /// <summary>The images of the services in the files Compose reads in <paramref name="dir"/> (<see cref="ComposeFiles.Merged"/>).</summary>
     public static IReadOnlyList<string> FromCompose(string dir)
     {
-        var files = ComposeFiles.Select(f => Path.Combine(dir, f)).Where(File.Exists).ToList();
+        var files = ComposeFiles.Merged(dir);
         if (files.Count == 0)
             throw new InputException($"no compose file in {dir}: add docker-compose.yml (or compose.yaml), or name the images with --image");
         var vars = Variables(dir);
@@ -49,42 +47,25 @@ public static class ManifestImages
         return result;
     }
 
+    /// <summary>
+    /// The container images of the Kubernetes manifests under <paramref name="dir"/> (k8s, podman), read as the
+    /// sub-modules read them: <see cref="Manifests.Load"/> and each object's pod template (<see cref="PodTemplates.Images"/>).
+    /// </summary>
     public static IReadOnlyList<string> FromKubernetes(string dir)
     {
-        var result = new List<string>();
-        var files = Directory.EnumerateFiles(dir, "*", SearchOption.AllDirectories)
-            .Where(f => f.EndsWith(".yaml", StringComparison.Ordinal) || f.EndsWith(".yml", StringComparison.Ordinal) || f.EndsWith(".json", StringComparison.Ordinal))
-            .OrderBy(f => f, StringComparer.Ordinal);
-        foreach (var f in files)
-            foreach (var doc in Load(f))
-                Walk(doc.RootNode, result);
+        IReadOnlyList<ManifestObject> objects;
+        try
+        {
+            objects = Manifests.Load(dir);
+        }
+        catch (SubModuleFailure e)
+        {
+            throw new InputException($"the k8s manifests under {dir} cannot be read: {e.Message.Replace("; nothing was applied", "", StringComparison.Ordinal)}: fix them");
+        }
+        var result = objects.SelectMany(o => PodTemplates.Images(o.Body)).Distinct(StringComparer.Ordinal).ToList();
         if (result.Count == 0)
             throw new InputException($"no container images found in the k8s manifests under {dir}: add manifests with containers, or pass --image");
         return result;
-    }
-
-    private static void Walk(YamlNode? node, List<string> result)
-    {
-        switch (node)
-        {
-            case YamlMappingNode m:
-                foreach (var (k, v) in m.Children)
-                {
-                    if (k is YamlScalarNode { Value: "containers" or "initContainers" or "ephemeralContainers" } && v is YamlSequenceNode seq)
-                    {
-                        foreach (var c in seq.Children)
-                        {
-                            if (c is YamlMappingNode cm && cm.Children.TryGetValue(new YamlScalarNode("image"), out var img) && img is YamlScalarNode { Value: { Length: > 0 } s } && !result.Contains(s))
-                                result.Add(s);
-                        }
-                    }
-                    else Walk(v, result);
-                }
-                break;
-            case YamlSequenceNode s:
-                foreach (var c in s.Children) Walk(c, result);
-                break;
-        }
     }
 
     private static IEnumerable<YamlDocument> Load(string file)

@@ -360,6 +360,30 @@ public sealed class AppGenTests(ImagesFixture images) : IDisposable
     }
 
     [Fact]
+    public async Task Of_several_compose_files_the_images_come_from_the_one_compose_reads_with_its_override()
+    {
+        _dir.Write("c/compose.yaml", $"services:\n  web:\n    image: {images.Web}\n");
+        _dir.Write("c/docker-compose.yml", "services:\n  old:\n    image: not/read:1\n");
+        _dir.Write("c/compose.override.yml", $"services:\n  extra:\n    image: {images.V1}\n");
+        var output = _dir["c.mender"];
+        var r = Gen(output, "-m", _dir["c"], "--compression", "none");
+        Assert.True(r.ExitCode == 0, r.ToString());
+        var c = await ArtifactReader.ReadFileAsync(output, new ArtifactReadOptions(), null, CancellationToken.None);
+        Assert.Equal(new[] { images.ImageId(images.V1), images.ImageId(images.Web) }.Order(StringComparer.Ordinal), c.Header.AppMetadata!.Images);
+    }
+
+    [Fact]
+    public void K8s_manifests_are_read_as_the_sub_modules_read_them_and_a_bad_object_is_named_with_its_file()
+    {
+        _dir.Write("kl/list.yaml", $"apiVersion: v1\nkind: List\nitems:\n- apiVersion: v1\n  kind: Pod\n  metadata:\n    name: p\n  spec:\n    containers:\n    - name: c\n      image: {images.Web}\n");
+        _dir.Write("kl/z-bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata: {}\n");
+        var r = Tools.Run(Tools.AppGen, ["-n", "k-2", "-t", "d", "-a", "kapp", "-r", "k8s", "-p", "linux/amd64", "-m", _dir["kl"], "-o", _dir["kl.mender"]]);
+        Assert.NotEqual(0, r.ExitCode);
+        Assert.Contains($"{_dir["kl/z-bad.yaml"]}:1: ConfigMap has no metadata.name", r.Stderr, StringComparison.Ordinal);
+        AssertNothingLeft(_dir["kl.mender"]);
+    }
+
+    [Fact]
     public async Task Podman_takes_the_image_list_from_the_same_kubernetes_manifests_and_refuses_deep_deltas()
     {
         _dir.Write("p/web.yaml", $"apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      containers:\n      - name: web\n        image: {images.Web}\n        volumeMounts:\n        - name: data\n          mountPath: /data\n      volumes:\n      - name: data\n        persistentVolumeClaim:\n          claimName: data\n---\napiVersion: v1\nkind: PersistentVolumeClaim\nmetadata:\n  name: data\n");

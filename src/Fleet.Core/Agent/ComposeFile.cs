@@ -1,3 +1,4 @@
+using AppModule.Core.Compose;
 using YamlDotNet.Core;
 using YamlDotNet.Core.Events;
 
@@ -16,18 +17,10 @@ public sealed class ComposeFileException(string message) : Exception(message);
 /// events), so every comment, quote style, indentation and key order of the user's file is kept.</summary>
 public static class ComposeFile
 {
-    public static readonly string[] Names = ["compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml"];
-
-    /// <summary>The compose file in <paramref name="directory"/> (compose's own lookup order).</summary>
-    public static string Find(string directory)
-    {
-        foreach (var n in Names)
-        {
-            var p = Path.Combine(directory, n);
-            if (File.Exists(p)) return p;
-        }
-        throw new ComposeFileException($"no compose file in {directory} (looked for {string.Join(", ", Names)})");
-    }
+    /// <summary>The compose file in <paramref name="directory"/>, the one Compose reads (<see cref="ComposeFiles"/>).</summary>
+    public static string Find(string directory) =>
+        ComposeFiles.Find(directory)
+        ?? throw new ComposeFileException($"no compose file in {directory} (looked for {string.Join(", ", ComposeFiles.Names)})");
 
     /// <summary>Finds the image of <paramref name="service"/>, or of the only service with an image when null.</summary>
     public static ComposeImage FindImage(string text, string? service, string source = "compose file")
