@@ -63,7 +63,11 @@ public sealed class PodmanCli(PodmanSettings settings)
 
     public async Task<ProcessResult> RunAsync(IEnumerable<string> args, CancellationToken ct, TimeSpan? timeout = null)
     {
-        var spec = new ProcessSpec(Path, [.. settings.GlobalArgs, .. args]) { Timeout = timeout ?? settings.CommandTimeout };
+        var spec = new ProcessSpec(Path, [.. settings.GlobalArgs, .. args])
+        {
+            Timeout = timeout ?? settings.CommandTimeout,
+            Environment = settings.ContainersConf is { } conf ? new Dictionary<string, string?> { ["CONTAINERS_CONF"] = conf } : new Dictionary<string, string?>(),
+        };
         Log.Debug($"running {spec}");
         try
         {

@@ -11,6 +11,7 @@ namespace Podman;
 /// <list type="table">
 /// <item><term>podman_command</term><description>the podman CLI, a path or a name on PATH (default <c>podman</c>)</description></item>
 /// <item><term>podman_args</term><description>global options before every command, e.g. <c>["--root", "/data/podman"]</c> for a store of its own (default none)</description></item>
+/// <item><term>containers_conf</term><description>the containers.conf podman reads (<c>CONTAINERS_CONF</c> of every podman command), e.g. one that goes with a store of its own (default: podman's own search)</description></item>
 /// <item><term>state_dir</term><description>where each application's manifests are kept (default <c>/data/mender-app-podman</c>)</description></item>
 /// <item><term>rollout_timeout_seconds</term><description>how long ROLLOUT and START wait for every container to run and be healthy (default 300)</description></item>
 /// <item><term>poll_interval_ms</term><description>how often they look (default 1000)</description></item>
@@ -29,6 +30,9 @@ public sealed record PodmanSettings
     public required string Command { get; init; }
 
     public IReadOnlyList<string> GlobalArgs { get; init; } = [];
+
+    /// <summary>The containers.conf every podman command reads (its <c>CONTAINERS_CONF</c>); null: what the sub-module's environment says, else podman's own search.</summary>
+    public string? ContainersConf { get; init; }
 
     public required string StateDirectory { get; init; }
 
@@ -74,10 +78,17 @@ public sealed record PodmanSettings
             throw new ConfigException($"{file.Source}: podman_args must hold global options of podman (starting with '-', e.g. [\"--root\", \"/data/podman\"]), found \"{args[0]}\"");
         }
 
+        var containersConf = file.GetString("containers_conf")?.Trim();
+        if (containersConf is { Length: > 0 } && !(Path.IsPathRooted(containersConf) && File.Exists(containersConf)))
+        {
+            throw new ConfigException($"{file.Source}: containers_conf = \"{containersConf}\" {(Path.IsPathRooted(containersConf) ? "does not exist" : "must be an absolute path")}; name the containers.conf podman should read, or remove the key");
+        }
+
         return new PodmanSettings
         {
             Command = command,
             GlobalArgs = args,
+            ContainersConf = containersConf is { Length: > 0 } ? containersConf : null,
             StateDirectory = stateDir,
             RolloutTimeout = file.GetSeconds("rollout_timeout_seconds", TimeSpan.FromMinutes(5)),
             PollInterval = TimeSpan.FromMilliseconds(file.GetInt("poll_interval_ms", 1000, 10, 60_000)),

@@ -33,8 +33,22 @@ public sealed partial class PodmanSubModule(PodmanSettings settings, SubModuleCo
         }
 
         var url = ImageUrl.Parse(call.UrlNew);
-        var args = new[] { "load", "--input", call.File };
-        var r = await _podman.RunAsync(args, ct).ConfigureAwait(false);
+        var staged = await StageStreamAsync(call.File, ct).ConfigureAwait(false);
+        ProcessResult r;
+        string[] args;
+        try
+        {
+            args = ["load", "--input", staged ?? call.File];
+            r = await _podman.RunAsync(args, ct).ConfigureAwait(false);
+        }
+        finally
+        {
+            if (staged is not null)
+            {
+                File.Delete(staged);
+            }
+        }
+
         if (!r.Succeeded)
         {
             throw new SubModuleFailure($"cannot load {call.File} as an image for {call.UrlNew}: {_podman.Reason(r, args)}");
@@ -82,6 +96,53 @@ public sealed partial class PodmanSubModule(PodmanSettings settings, SubModuleCo
         }
 
         Log.Info($"loaded {url.Reference} ({current[..19]}) from {call.File}");
+    }
+
+    /// <summary>
+    /// `podman load --input` opens its input once per archive format it tries, which a stream (the FIFO `app` feeds
+    /// an artifact's image through) serves only once: the second open waits for a writer that is gone. A stream is
+    /// therefore copied to a file under state_dir first (podman would copy its stdin to a temporary file the same way);
+    /// returns that file, or null when <paramref name="file"/> is a regular file podman can read where it is.
+    /// </summary>
+    private async Task<string?> StageStreamAsync(string file, CancellationToken ct)
+    {
+        FileStream source;
+        try
+        {
+            source = new FileStream(file, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, 1 << 16, FileOptions.Asynchronous);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new SubModuleFailure($"cannot read {file}: {e.Message}");
+        }
+
+        await using (source.ConfigureAwait(false))
+        {
+            if (source.CanSeek)
+            {
+                return null;
+            }
+
+            var dir = Path.Combine(settings.StateDirectory, "staging");
+            var staged = Path.Combine(dir, $"load-{Guid.NewGuid():N}.tar");
+            try
+            {
+                Directory.CreateDirectory(dir);
+                var target = new FileStream(staged, FileMode.CreateNew, FileAccess.Write, FileShare.None, 1 << 16, FileOptions.Asynchronous);
+                await using (target.ConfigureAwait(false))
+                {
+                    await source.CopyToAsync(target, ct).ConfigureAwait(false);
+                }
+
+                Log.Debug($"{file} is a stream: copied it to {staged} ({new FileInfo(staged).Length} bytes) for podman load");
+                return staged;
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                File.Delete(staged);
+                throw new SubModuleFailure($"cannot copy the image stream {file} to {staged} for podman load: {e.Message}; free space under state_dir ({settings.StateDirectory}, {settings.Source})");
+            }
+        }
     }
 
     private async Task<IReadOnlyList<string>> RepoDigestsAsync(string reference, CancellationToken ct)

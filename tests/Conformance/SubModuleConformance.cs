@@ -141,6 +141,22 @@ public abstract class SubModuleConformance<TFixture> : IClassFixture<TFixture>
         Assert.Equal(archive.Id, Fixture.ImageId(archive.Url));
     }
 
+    /// <summary>`app` streams each image of an artifact into LOAD through a FIFO: a sub-module (or its engine's CLI) that opens the file twice would wait for ever.</summary>
+    [SkippableFact]
+    public void Load_reads_the_image_once_from_a_fifo_as_app_streams_it()
+    {
+        RequireFeature(OrchestratorFeatures.Images);
+        using var app = NewApp("fifo");
+        var archive = Fixture.ExportImage(app.Name, app.Root);
+        var fifo = Path.Combine(app.Root, "image.fifo");
+        Cmd.Ok("mkfifo", fifo);
+        // The writer blocks until the sub-module opens the FIFO and ends when it has read it all; a second open would hang until the timeout.
+        var env = new Dictionary<string, string?>(Fixture.Environment(new SubModuleSettings())) { ["SRC"] = archive.File, ["FIFO"] = fifo, ["BIN"] = Fixture.Executable, ["URL"] = archive.Url, ["APP"] = app.Name };
+        var r = Cmd.Sh("cat \"$SRC\" > \"$FIFO\" & \"$BIN\" LOAD \"$APP\" \"$URL\" \"$FIFO\" \"$URL\"; rc=$?; wait; exit $rc", env, CallTimeout);
+        Assert.True(r.ExitCode == 0, $"{Fixture.Name}: LOAD from a FIFO should succeed: {r}");
+        Assert.Equal(archive.Id, Fixture.ImageId(archive.Url));
+    }
+
     [SkippableFact]
     public void Storage_names_the_data_root_its_free_space_and_the_id_and_layers_of_a_loaded_image()
     {

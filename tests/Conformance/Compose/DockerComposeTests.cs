@@ -141,29 +141,6 @@ public sealed class DockerComposeTests(ComposeV2Fixture fx) : IClassFixture<Comp
     }
 
     [SkippableFact]
-    public void Load_reads_the_image_once_from_a_fifo()
-    {
-        var bin = Binary;
-        var app = Unique.Name("fifo");
-        try
-        {
-            using var dir = new TempDir("compose-fifo");
-            var archive = fx.ExportImage(app, dir.Path);
-            var fifo = dir.File("image.fifo");
-            Cmd.Run("mkfifo", fifo);
-            // The writer blocks until the sub-module opens the FIFO; a second open would hang forever.
-            var env = new Dictionary<string, string?>(fx.Environment(new SubModuleSettings())) { ["SRC"] = archive.File, ["FIFO"] = fifo, ["BIN"] = bin, ["URL"] = archive.Url, ["APP"] = app };
-            var r = Cmd.Sh("cat \"$SRC\" > \"$FIFO\" & \"$BIN\" LOAD \"$APP\" \"$URL\" \"$FIFO\" \"$URL\"; rc=$?; wait; exit $rc", env, Timeout);
-            Assert.True(r.ExitCode == 0, r.ToString());
-            Assert.Equal(archive.Id, fx.ImageId(archive.Url));
-        }
-        finally
-        {
-            fx.Cleanup(app);
-        }
-    }
-
-    [SkippableFact]
     public void Reqs_with_the_new_manifests_checks_them_against_the_policy_and_the_images_the_artifact_carries()
     {
         using var dir = new TempDir("compose-reqs-manifests");

@@ -47,19 +47,8 @@ public sealed class PodmanFixture : IOrchestratorFixture
 
         if (_podman is not null)
         {
-            var args = string.Join(", ", _podman.GlobalArgs.Select(a => $"\"{a}\""));
-            string Config(bool purge) => $"""
-                # written by PodmanFixture
-                podman_command = "{_podman.Path}"
-                podman_args = [{args}]
-                state_dir = "{_dir.Dir("state")}"
-                rollout_timeout_seconds = 120
-                poll_interval_ms = 200
-                stop_timeout_seconds = 1
-                purge_volumes = {(purge ? "true" : "false")}
-                """;
-            _config = _dir.Write("mender-app-podman.conf", Config(false));
-            _purgeConfig = _dir.Write("mender-app-podman-purge.conf", Config(true));
+            _config = _dir.Write("mender-app-podman.conf", DeviceConfig(_dir.Dir("state")));
+            _purgeConfig = _dir.Write("mender-app-podman-purge.conf", DeviceConfig(_dir.Dir("state"), purge: true));
         }
 
         _baseLoaded = new Lazy<bool>(() =>
@@ -68,6 +57,23 @@ public sealed class PodmanFixture : IOrchestratorFixture
             return true;
         });
     }
+
+    /// <summary>
+    /// The sub-module's config for this private podman: its CLI with the store's global options, its containers.conf
+    /// (through containers_conf, not the environment), short timeouts. <paramref name="podmanCommand"/> replaces the CLI
+    /// (e.g. a wrapper).
+    /// </summary>
+    public string DeviceConfig(string stateDir, bool purge = false, string? podmanCommand = null) => $"""
+        # written by PodmanFixture
+        podman_command = "{podmanCommand ?? Podman.Path}"
+        podman_args = [{string.Join(", ", Podman.GlobalArgs.Select(a => $"\"{a}\""))}]
+        containers_conf = "{Podman.ContainersConf}"
+        state_dir = "{stateDir}"
+        rollout_timeout_seconds = 120
+        poll_interval_ms = 200
+        stop_timeout_seconds = 1
+        purge_volumes = {(purge ? "true" : "false")}
+        """;
 
     public PrivatePodman Podman => _podman ?? throw new InvalidOperationException(Unavailable);
 
@@ -83,7 +89,8 @@ public sealed class PodmanFixture : IOrchestratorFixture
     public IReadOnlyDictionary<string, string?> Environment(SubModuleSettings settings) => new Dictionary<string, string?>
     {
         ["MENDER_APP_PODMAN_CONF"] = settings.PurgeVolumes ? _purgeConfig : _config,
-        ["CONTAINERS_CONF"] = _podman?.ContainersConf,
+        // The private podman's containers.conf comes through the device config (containers_conf), as on a device whose Mender client has no CONTAINERS_CONF.
+        ["CONTAINERS_CONF"] = null,
         ["MENDER_APP_UPDATE_MODULE_PLATFORM"] = null,
     };
 

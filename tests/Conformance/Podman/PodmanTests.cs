@@ -5,7 +5,8 @@ namespace Conformance.Podman;
 /// applications apart on one podman, the device's host-access policy holds for podman as for the other orchestrators,
 /// and a restart loop that starts after the rollout fails HEALTHY.
 /// </summary>
-public sealed class PodmanTests(PodmanFixture fx) : IClassFixture<PodmanFixture>
+[Collection("podman")]
+public sealed class PodmanTests(PodmanFixture fx)
 {
     private static readonly TimeSpan CallTimeout = TimeSpan.FromMinutes(3);
 
