@@ -96,7 +96,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         // ---- store the new composition (the last-known-good stays untouched)
         var draft = new Composition(string.Empty, app, version, source.Orchestrator, source.Platform, images.ToArray(), source.Env, DateTimeOffset.UtcNow) { Origin = source.Origin, Health = source.Health };
         var composition = _store.CreateComposition(state, draft, dir => source.ExtractManifests(dir, ct), out state);
-        state = Transition(state with { Pending = new PendingInstall(composition.Id, version, InstallPhase.Prepared) }, "prepared", $"{version} as {composition.Id}");
+        state = Transition(state with { Pending = new PendingInstall(composition.Id, version, InstallPhase.Prepared) { InPlace = inPlace } }, "prepared", $"{version} as {composition.Id}");
         var compositionEnv = SubModuleRunner.EnvironmentFor(composition);
 
         // ---- LOAD every image
@@ -166,8 +166,9 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
 
     /// <summary>
     /// As <see cref="CommitAsync(string, string, string, CancellationToken)"/>; with <paramref name="replacesCommitted"/> the
-    /// pending install is a variant of the last-known-good (the same version restarted in part): it takes its place, the
-    /// rollback version stays what it was, and the replaced composition is collected (its images are the same, so they stay).
+    /// pending install is a variant of the last-known-good (the same version restarted in part): once it is still healthy it
+    /// takes its place, the rollback version stays what it was, and the replaced composition is collected (its images are
+    /// the same, so they stay). When it is not healthy it stays pending (throws): <see cref="RollbackAsync"/> undoes it.
     /// </summary>
     public async Task CommitAsync(string app, string version, string step, bool replacesCommitted, CancellationToken ct)
     {
@@ -191,9 +192,12 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
 
         if (replacesCommitted)
         {
-            state = Transition(state with { Committed = p.Composition, Pending = null, Garbage = AddGarbage(state.Garbage, state.Committed) }, "committed", $"{p.ArtifactName} as {p.Composition}, replacing {state.Committed ?? "nothing"}");
+            // Checked BEFORE it replaces the last-known-good: after a replace there is nothing to roll back to (the
+            // rollback version is another one), so a variant that is no longer healthy stays pending and the caller's
+            // rollback rolls the last-known-good out over it.
             var variant = _store.ReadComposition(app, p.Composition);
             await GateFor(variant).WaitAsync(_runner.Resolve(variant.Orchestrator), app, SubModuleRunner.EnvironmentFor(variant), soak: false, ct).ConfigureAwait(false);
+            Transition(state with { Committed = p.Composition, Pending = null, Garbage = AddGarbage(state.Garbage, state.Committed) }, "committed", $"{p.ArtifactName} as {p.Composition}, replacing {state.Committed ?? "nothing"}");
             return;
         }
 
@@ -221,8 +225,8 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         var state = _store.Load(app);
         if (state.Pending is { } p)
         {
-            Log.Info($"rolling back the install of {p.ArtifactName} ({p.Composition}, reached {p.Phase}) to {Describe(app, state.Committed)}");
-            state = await SwitchToAsync(state, state.Committed, step, ct).ConfigureAwait(false);
+            Log.Info($"rolling back the install of {p.ArtifactName} ({p.Composition}, reached {p.Phase}) to {Describe(app, state.Committed)}{(p.InPlace ? " in place" : "")}");
+            state = await SwitchToAsync(state, state.Committed, step, ct, inPlace: p.InPlace).ConfigureAwait(false);
             Transition(state with { Pending = null, Garbage = AddGarbage(state.Garbage, p.Composition) }, "rolled-back", p.ArtifactName);
             Log.Info($"rolled back: {app} runs {Describe(app, state.Committed)}");
             return;
@@ -264,8 +268,12 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         }
     }
 
-    /// <summary>Makes <paramref name="target"/> (null: nothing) the running composition and waits until it is healthy.</summary>
-    private async Task<AppState> SwitchToAsync(AppState state, string? target, string step, CancellationToken ct)
+    /// <summary>
+    /// Makes <paramref name="target"/> (null: nothing) the running composition and waits until it is healthy. With
+    /// <paramref name="inPlace"/> (undoing an in-place install) the target is rolled out over what runs instead of
+    /// ROLLBACK's STOP and ROLLOUT, so what the failed variant did not change keeps running.
+    /// </summary>
+    private async Task<AppState> SwitchToAsync(AppState state, string? target, string step, CancellationToken ct, bool inPlace = false)
     {
         var app = state.Application;
         var running = state.Running;
@@ -290,7 +298,7 @@ public sealed class InstallEngine(AppConfig config, IReadOnlyDictionary<string, 
         var good = _store.ReadComposition(app, target);
         var exe = _runner.Resolve(good.Orchestrator);
         var env = SubModuleRunner.EnvironmentFor(good);
-        SubModuleCall call = running is null
+        SubModuleCall call = running is null || inPlace
             ? new SubModuleCall.Rollout(app, _store.ManifestsOf(app, target))
             : new SubModuleCall.Rollback(app, _store.ManifestsOf(app, target), _store.ManifestsOf(app, running));
         await _runner.RequireAsync(exe, call, env, $"{step} ({call.Name})", $"application {app} ({good.ArtifactName})", ct).ConfigureAwait(false);

@@ -101,10 +101,12 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
         """ + "\n";
 
     /// <summary>The agent's config: a private store and the published sub-modules (the engine's config as `app` has it).</summary>
-    internal static AgentConfig Config(string id, string app, string dir, string stateDir, byte[]? hmac = null, string? service = null)
+    /// <param name="compose">the sub-module's docker_compose_command (null: it discovers Compose v2 through the docker CLI).</param>
+    internal static AgentConfig Config(string id, string app, string dir, string stateDir, byte[]? hmac = null, string? service = null, string? compose = null)
     {
         var conf = Path.Combine(stateDir, "docker-compose.conf");
-        File.WriteAllText(conf, $"state_dir = \"{stateDir}/submodule\"\ndocker_command = \"{DockerEngine.Cli}\"\nrollout_timeout = 30\n");
+        File.WriteAllText(conf, $"state_dir = \"{stateDir}/submodule\"\ndocker_command = \"{DockerEngine.Cli}\"\nrollout_timeout = 30\n"
+            + (compose is null ? "" : $"docker_compose_command = \"{compose}\"\n"));
         return new AgentConfig
         {
             RpcName = "docker_compose_service_" + id,
@@ -127,7 +129,7 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
     }
 
     /// <summary>The app runs <paramref name="tag"/>, brought up by hand from its directory (as before any agent), then the agent starts.</summary>
-    internal async Task<Rig> StartAsync(string tag, byte[]? hmac = null, string? text = null, string? service = null)
+    internal async Task<Rig> StartAsync(string tag, byte[]? hmac = null, string? text = null, string? service = null, string? compose = null)
     {
         Requires.Component("published docker-compose sub-module", File.Exists(Path.Combine(Repo.BinDir, "docker-compose")), $"it is missing in {Repo.BinDir}: run build/publish.sh");
         var id = Guid.NewGuid().ToString("N")[..8];
@@ -139,7 +141,7 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
         Cmd.Ok(DockerEngine.Cli, "compose", "-p", app, "-f", file, "up", "-d");
         var cts = new CancellationTokenSource(TimeSpan.FromMinutes(5));
         var bus = await RedisFleetBus.ConnectAsync(new RedisOptions { Host = fx.Redis.Host, Port = fx.Redis.Port }, cts.Token);
-        var cfg = Config(id, app, dir, stateDir, hmac, service);
+        var cfg = Config(id, app, dir, stateDir, hmac, service, compose);
         var reports = new ConcurrentQueue<VersionMessage>();
         var sub = await bus.SubscribeAsync(cfg.Channel, (b, _) => { reports.Enqueue(WireCodec.DecodeVersion(b)); return Task.CompletedTask; }, cts.Token);
         var events = new ConcurrentQueue<FleetEvent>();
@@ -364,6 +366,60 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
         Assert.NotEqual(side.Split('|')[0], Container(rig.App, "side").Split('|')[0]);
         Assert.Equal(web2, Container(rig.App, "web")); // web's marker is kept: web is not recreated again
         Assert.Empty(rig.Store.Load(rig.App).Garbage); // the replaced variants were collected
+    }
+
+    /// <summary>A per-service restart whose new container fails (here: web's command exits once, when a flag file is in its
+    /// volume) is rolled back in place: web is recreated as the last-known-good has it and runs healthy again, side keeps
+    /// its container, the store is as before; then web restarts fine. With Compose v1 and v2 as the sub-module's CLI.</summary>
+    [SkippableTheory]
+    [InlineData("v1")]
+    [InlineData("v2")]
+    public async Task A_restarted_service_that_fails_is_rolled_back_in_place_and_the_other_services_keep_running(string composeVersion)
+    {
+        var compose = composeVersion == "v1" ? Tool.DockerComposeV1 : $"{Tool.DockerComposeV2} compose";
+        var text = $$"""
+            services:
+              web:
+                image: "{{fx.Repo}}:1.0"
+                command: ["sh", "-c", "if [ -e /data/fail-once ]; then rm /data/fail-once; echo failing once on purpose >&2; exit 3; fi; exec httpd -f -p 8080 -h /www"]
+                volumes: ["data:/data"]
+              side:
+                image: "{{fx.Repo}}:2.0"
+            volumes:
+              data: {}
+            """ + "\n";
+        await using var rig = await StartAsync("1.0", text: text, service: "web", compose: compose);
+        Assert.True((await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir))).Success); // adopts 1.0: from here this Compose runs it
+        var lkg = rig.Store.Load(rig.App).Committed;
+        var (web, side) = (Container(rig.App, "web"), Container(rig.App, "side"));
+        DockerEngine.DockerOk("exec", web.Split('|')[0], "sh", "-c", ": > /data/fail-once"); // web's next start fails, once
+        var journal = rig.Store.Journal(rig.App).Count;
+
+        var resp = await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir) { Service = "web", IdempotencyKey = "restart-web-fails" });
+
+        Assert.False(resp.Success);
+        Assert.Contains($"rolled back: {rig.App} runs its last-known-good 1.0 as before the restart", resp.Message);
+        Assert.Contains("exit", resp.Message); // the sub-module's reason: web exited
+        var web2 = Container(rig.App, "web");
+        Assert.NotEqual(web.Split('|')[0], web2.Split('|')[0]); // recreated (twice: the variant, then the last-known-good over it)
+        Assert.Equal(web.Split('|')[2], web2.Split('|')[2]); // with the same image
+        Assert.Equal("healthy", DockerEngine.DockerOk("inspect", "-f", "{{.State.Health.Status}}", web2.Split('|')[0]).Trim());
+        Assert.DoesNotContain("io.appmodule.fleet.restarted", DockerEngine.DockerOk("inspect", "-f", "{{json .Config.Labels}}", web2.Split('|')[0])); // as the last-known-good defines it
+        Assert.Equal(side, Container(rig.App, "side")); // side untouched: same container, same start time
+        var state = rig.Store.Load(rig.App);
+        Assert.Equal((lkg, lkg, null, null), (state.Committed, state.Running, state.Previous, state.Pending));
+        Assert.Empty(state.Garbage); // the failed variant was collected; its images are the last-known-good's and stay
+        Assert.Equal(DockerEngine.ImageId($"{fx.Repo}:1.0"), DockerEngine.DockerOk("inspect", "-f", "{{.Image}}", web2.Split('|')[0]).Trim());
+        var steps = rig.Store.Journal(rig.App).Skip(journal).Select(j => j.Event).ToArray();
+        Assert.Contains("rolled-back", steps);
+        Assert.DoesNotContain("stopping", steps); // in place: nothing was stopped, neither for the variant nor for the rollback
+        var events = await rig.CommandEventsAsync("failed");
+        Assert.Equal("restart-web-fails", events[^1].CommandId);
+        Assert.Contains(events, e => e.Event == "rolled-back");
+
+        Assert.True((await rig.CallAsync(new DockerCommandRequest("restart", rig.Dir) { Service = "web" })).Success); // the flag is gone: web restarts
+        Assert.Equal(side, Container(rig.App, "side"));
+        Assert.Equal(("1.0", "1.0", null, false), rig.Versions());
     }
 
     [SkippableFact]

@@ -46,6 +46,9 @@ public static class Tool
         }
     }
 
+    /// <summary>Compose v1 (Debian's <c>docker-compose</c> 1.29, the Python one); returns its path.</summary>
+    public static string DockerComposeV1 => Requires.Program("Compose v1", "docker-compose", $"`apt-get install docker-compose` {Deps}");
+
     /// <summary>The docker CLI with the Compose v2 plugin (<c>docker compose</c>); returns the docker CLI's path.</summary>
     public static string DockerComposeV2
     {

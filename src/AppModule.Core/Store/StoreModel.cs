@@ -65,7 +65,14 @@ public enum InstallPhase
 }
 
 /// <summary>An install that is not committed yet.</summary>
-public sealed record PendingInstall(string Composition, string ArtifactName, InstallPhase Phase);
+public sealed record PendingInstall(string Composition, string ArtifactName, InstallPhase Phase)
+{
+    /// <summary>
+    /// Rolled out over what ran, without STOPping it first (a variant of the last-known-good: one service restarted);
+    /// a rollback then rolls the last-known-good out over it the same way, so only what the variant changed is recreated.
+    /// </summary>
+    public bool InPlace { get; init; }
+}
 
 /// <summary>A commit whose Cleanup has not run yet: ArtifactRollback can still undo it.</summary>
 public sealed record RecentCommit(string ArtifactName, string Composition, string? DemotedPrevious);

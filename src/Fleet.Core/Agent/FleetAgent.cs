@@ -347,7 +347,10 @@ public sealed class FleetAgent
     /// an override file (<see cref="ComposeFile.OverrideName"/>) that labels the service with this command's id; it is
     /// rolled out over the running composition (no STOP), so Compose recreates that service only, then health-gated and
     /// committed in the last-known-good's place (the rollback version stays). Earlier markers are kept, so no other
-    /// service changes. Refused when the app does not run its last-known-good (restart or restore the whole app).
+    /// service changes. When the restarted service fails (its ROLLOUT, the health gate, or the check before the commit),
+    /// the last-known-good is rolled out over the variant the same way: the service is recreated as it was, the others
+    /// keep running, and the store is as before. Refused when the app does not run its last-known-good (restart or
+    /// restore the whole app).
     /// </summary>
     private async Task<DockerCommandResponse> RestartServiceAsync(AgentApp app, string service, CancellationToken ct) =>
         await StepAsync(app, async () =>
@@ -370,7 +373,15 @@ public sealed class FleetAgent
             markers[service] = _command.Value?.Id ?? Guid.NewGuid().ToString("N")[..16];
             files[overrideName] = ComposeFile.RestartOverride(markers);
             var source = new ComposeSource(app.Name, stored.ArtifactName, Path.GetFileName(main), text, app.Directory, _puller, FleetOrigin(app), _cfg.Engine, pinned: stored.Images, files: files);
-            await InstallAndCommitAsync(app, source, variant: true, ct);
+            try
+            {
+                await InstallAndCommitAsync(app, source, variant: true, ct);
+            }
+            catch (InstallException e) when (e.Step != "rollback")
+            {
+                throw new InstallException("restart", $"service {service} of {app.Name}",
+                    $"{e.Message}; rolled back: {app.Name} runs its last-known-good {stored.ArtifactName} as before the restart (the other services were not touched)");
+            }
         }, $"Restarted service {service} in {app.Directory}", ct);
 
     /// <summary>Seed 002's "update": re-pulls the app's images and recreates it from its current compose file, health-gated.</summary>
