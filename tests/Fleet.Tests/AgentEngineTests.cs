@@ -172,21 +172,37 @@ public sealed class AgentEngineTests(Deferred<AgentFixture> deferred) : IClassFi
     }
 
     [SkippableFact]
-    public async Task Update_version_installs_through_the_engine_keeps_a_backup_rewrites_only_the_tag_and_the_store_says_what_runs()
+    public async Task Update_version_installs_the_digest_it_was_sent_through_the_engine_keeps_a_backup_rewrites_only_the_image_and_the_store_says_what_runs()
     {
         await using var rig = await StartAsync("1.0");
         Assert.Contains(rig.Reports, m => m.Appname == rig.App && m.VersionNumber == "1.0");
+        // the manifest the updater checked for the device's platform, which the command carries
+        var manifest = await new Fleet.Core.Registry.RegistryClient(new Fleet.Core.Registry.RegistryOptions())
+            .PlatformManifestAsync(ImageReference.Parse(fx.Repo), "2.0", AppModule.Core.Policy.Platforms.Machine(), rig.Cts.Token);
+        Assert.Null(manifest.Refusal);
+        var pinned = $"{fx.Repo}:2.0@{manifest.Digest}";
 
-        var resp = await rig.CallAsync(new DockerCommandRequest("update_version", rig.Dir, "2.0"));
+        // a digest that is not one is refused before anything changes
+        var container = Running(rig.App)[2];
+        var bad = await rig.CallAsync(new DockerCommandRequest("update_version", rig.Dir, "2.0") { Digest = "sha256:0123" });
+        Assert.Equal(new DockerCommandResponse(false, "digest 'sha256:0123' of 2.0 is not a manifest digest (sha256: and 64 lower-case hex digits); nothing changed"), bad);
+        var still = Running(rig.App);
+        Assert.Equal(($"{fx.Repo}:1.0", container), (still[0], still[2]));
+
+        var resp = await rig.CallAsync(new DockerCommandRequest("update_version", rig.Dir, "2.0") { Digest = manifest.Digest });
 
         Assert.Equal(new DockerCommandResponse(true, "Successfully updated to version 2.0"), resp);
-        Assert.Equal(ComposeText("2.0"), await File.ReadAllTextAsync(rig.File));
+        Assert.Equal(ComposeText($"2.0@{manifest.Digest}"), await File.ReadAllTextAsync(rig.File));
         Assert.Equal(ComposeText("1.0"), await File.ReadAllTextAsync(rig.File + FleetAgent.BackupSuffix));
-        Assert.Equal($"{fx.Repo}:2.0|healthy", RunningImage(rig.App));
+        // the engine pulled and runs exactly that manifest; the app reports the tag
+        Assert.Equal($"{pinned}|healthy", RunningImage(rig.App));
+        Assert.Contains($"{fx.Repo}@{manifest.Digest}", DockerEngine.DockerOk("image", "inspect", "--format", "{{json .RepoDigests}}", pinned));
+        Assert.Equal("2.0", rig.Agent.CurrentVersion(rig.Config.Apps[0]));
         // one truth: the store runs and keeps 2.0, with the adopted 1.0 as its rollback version
         Assert.Equal(("2.0", "2.0", "1.0", false), rig.Versions());
         var committed = rig.Store.ReadComposition(rig.App, rig.Store.Load(rig.App).Committed!);
-        Assert.Equal(DockerEngine.ImageId($"{fx.Repo}:2.0")!.Replace("sha256:", ""), Assert.Single(committed.Images).Id);
+        Assert.Equal(pinned, Assert.Single(committed.Images).Url);
+        Assert.Equal(DockerEngine.ImageId(pinned)!.Replace("sha256:", ""), committed.Images[0].Id);
         Assert.Equal("fleet", committed.Origin!.Trigger);
         Assert.Equal(rig.Dir, committed.Origin.Directory);
         Assert.Equal("directory", rig.Store.ReadComposition(rig.App, rig.Store.Load(rig.App).Previous!).Origin!.Trigger); // 1.0, adopted

@@ -43,6 +43,17 @@ public sealed class CommandSigningTests
     }
 
     [Fact]
+    public void The_manifest_digest_is_covered_by_the_signature()
+    {
+        var v = new CommandVerifier(Key, "svc1", TimeSpan.FromMinutes(1));
+        var signer = new CommandSigner(Key);
+        var pinned = Cmd with { Digest = "sha256:" + new string('a', 64) };
+        Assert.Null(v.Check(signer.Sign("svc1", pinned, TimeSpan.FromSeconds(30))));
+        Assert.Contains("bad signature", v.Check(signer.Sign("svc1", pinned, TimeSpan.FromSeconds(30)) with { Digest = "sha256:" + new string('b', 64) }));
+        Assert.Contains("bad signature", v.Check(signer.Sign("svc1", pinned, TimeSpan.FromSeconds(30)) with { Digest = null }));
+    }
+
+    [Fact]
     public void The_agent_remembers_the_answers_to_its_last_keys_and_forgets_the_oldest_first()
     {
         var cache = new IdempotencyCache(capacity: 2);

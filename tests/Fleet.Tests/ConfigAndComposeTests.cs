@@ -96,6 +96,49 @@ public sealed class ConfigAndComposeTests
     }
 
     [SkippableFact]
+    public void A_tag_edit_with_a_digest_pins_the_image_and_the_tag_stays_the_reported_version()
+    {
+        var digest = "sha256:" + new string('c', 64);
+        var edited = ComposeFile.WithTag(Compose, ComposeFile.FindImage(Compose, "web"), "1.2.4", digest);
+        Assert.Contains("    image: registry.lan:5000/team/web:1.2.4@" + digest + "\n", edited);
+        Assert.Equal("1.2.4", ComposeFile.FindImage(edited, "web").Tag);
+        // a later edit without a digest drops it (it belonged to the old tag)
+        Assert.Contains("    image: registry.lan:5000/team/web:1.2.5\n", ComposeFile.WithTag(edited, ComposeFile.FindImage(edited, "web"), "1.2.5"));
+        Assert.True(ComposeFile.IsValidDigest(digest));
+        Assert.False(ComposeFile.IsValidDigest("sha256:" + new string('C', 64)));
+        Assert.False(ComposeFile.IsValidDigest("sha256:0123"));
+    }
+
+    [SkippableFact]
+    public void A_groups_platform_applies_to_its_members_an_apps_own_wins_and_a_conflict_or_a_bad_platform_is_refused()
+    {
+        using var tmp = new TempDir("fleet-cfg-platform");
+        string Conf(string extra) => tmp.Write("updater.toml", $$"""
+            [apps.a1]
+            rpc = "r1"
+            [apps.a2]
+            rpc = "r2"
+            platform = "linux/arm/v7"
+            [apps.a3]
+            rpc = "r3"
+            [groups.edge]
+            members = ["a1", "a2"]
+            platform = "linux/aarch64"
+            {{extra}}
+            """);
+        var c = UpdaterConfig.Load(Conf(""), new Hashtable());
+        Assert.Equal("linux/arm64", c.Apps["a1"].Platform);
+        Assert.Equal("linux/arm/v7", c.Apps["a2"].Platform);
+        Assert.Null(c.Apps["a3"].Platform);
+        Assert.Equal("linux/amd64", UpdaterConfig.Load(Conf(""), new Hashtable { ["APP_TO_PLATFORM"] = """{"a3":"linux/x86_64"}""" }).Apps["a3"].Platform);
+        var conflict = Assert.Throws<ConfigException>(() => UpdaterConfig.Load(Conf("[groups.pcs]\nmembers = [\"a1\"]\nplatform = \"linux/amd64\""), new Hashtable())).Message;
+        Assert.Contains("app 'a1' is in group 'edge' (platform linux/arm64) and in group 'pcs' (platform linux/amd64)", conflict);
+        Assert.Contains("[apps.a1] platform", conflict);
+        var bad = Assert.Throws<ConfigException>(() => UpdaterConfig.Load(Conf(""), new Hashtable { ["APP_TO_PLATFORM"] = """{"a3":"arm64"}""" })).Message;
+        Assert.Contains("'arm64' is not a platform; write os/architecture[/variant]", bad);
+    }
+
+    [SkippableFact]
     public void Ambiguous_or_broken_compose_files_are_refused_with_what_to_do()
     {
         Assert.Contains("configure which one", Assert.Throws<ComposeFileException>(() => ComposeFile.FindImage(Compose, null)).Message);

@@ -38,6 +38,8 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         public string Rpc(string app) => $"{Id}_m_{app}";
         public ConcurrentDictionary<string, int> Executed { get; } = new();
         public ConcurrentDictionary<string, int> Received { get; } = new();
+        /// <summary>The manifest digest each device's last update_version carried.</summary>
+        public ConcurrentDictionary<string, string?> Digests { get; } = new();
         public ConcurrentDictionary<string, string> Version { get; } = new();
         /// <summary>Devices that answer every command with a failure (as an agent whose health gate failed and rolled back).</summary>
         public ConcurrentDictionary<string, byte> Failing { get; } = new();
@@ -81,6 +83,7 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
                 {
                     if (verifier?.Check(req) is { } refusal) return new DockerCommandResponse(false, refusal);
                     Received.AddOrUpdate(app, 1, (_, n) => n + 1);
+                    if (req.Command == "update_version") Digests[app] = req.Digest;
                     FirstReceived.TryAdd(app, Interlocked.Increment(ref _seq));
                     await one.WaitAsync(ct);
                     try { return await RunAsync(req, ct); }
@@ -148,9 +151,11 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         Assert.True(cond(), "timed out waiting until " + what);
     }
 
-    private async Task<(FleetUpdater Updater, RedisFleetBus Bus, Task Run, CancellationTokenSource Cts)> StartUpdater(Fleet f, IEnumerable<string> apps, string target, TimeSpan? rpcTimeout = null, int readWindow = 64, TimeSpan? errorRetry = null)
+    private async Task<(FleetUpdater Updater, RedisFleetBus Bus, Task Run, CancellationTokenSource Cts)> StartUpdater(Fleet f, IEnumerable<string> apps, string target, TimeSpan? rpcTimeout = null, int readWindow = 64, TimeSpan? errorRetry = null, string? conf = null, Action<Hashtable>? env = null)
     {
-        var cfg = UpdaterConfig.Load(null, f.Env(apps, target)) with
+        var vars = f.Env(apps, target);
+        env?.Invoke(vars);
+        var cfg = UpdaterConfig.Load(conf, vars) with
         {
             Channel = f.Channel,
             RpcTimeout = rpcTimeout ?? TimeSpan.FromSeconds(10),
@@ -318,6 +323,38 @@ public sealed class DurableFleetTests(DurableFixture fx) : IClassFixture<Durable
         Assert.Equal("1", fx.Redis.Cli("XLEN", f.Prefix + ":reports"));
         var d = Assert.Single(decided);
         Assert.Equal(DecisionKind.UpToDate, d.Kind);
+    }
+
+    [Fact]
+    public async Task A_target_goes_only_to_devices_whose_platform_it_offers_and_the_command_carries_that_platforms_manifest_digest()
+    {
+        await using var f = NewFleet();
+        var m = await fx.Registry.MultiPlatformAsync();
+        // p1 and p3 are in a group of the other platform: web:2.0 is built for the engine's platform only, multi:2.0 is
+        // an index of both; p2 runs the engine's platform
+        string[] apps = ["p1", "p2", "p3"];
+        using var tmp = new TempDir("fleet-platform");
+        var conf = tmp.Write("updater.toml", $"""
+            [groups.edge]
+            members = ["p1", "p3"]
+            platform = "{m.Other}"
+            [apps.p2]
+            platform = "{m.Native}"
+            """);
+        await f.StartDevicesAsync(apps, "1.0", TimeSpan.FromMilliseconds(100), TimeSpan.FromSeconds(1));
+        var u = await StartUpdater(f, apps, "2.0", conf: conf,
+            env: e => e["APP_TO_IMAGE"] = $$"""{"p1":"{{fx.Registry.Web}}","p2":"{{fx.Registry.Web}}","p3":"{{m.Image}}"}""");
+        var refused = new ConcurrentQueue<Decision>();
+        u.Updater.Decided += d => { if (d.Kind == DecisionKind.PlatformMissing) refused.Enqueue(d); };
+        await WaitUntil(() => f.Version["p2"] == "2.0" && f.Version["p3"] == "2.0" && refused.Any(d => d.App == "p1"), "p2 and p3 run 2.0 and p1's report is refused");
+
+        Assert.Equal(m.NativeDigest, f.Digests["p2"]);
+        Assert.Equal(m.OtherDigest, f.Digests["p3"]); // the manifest of p3's platform, not the index
+        Assert.False(f.Received.ContainsKey("p1"));
+        Assert.Equal($"refused: the devices of p1 run {m.Other}, and {fx.Registry.Web}:2.0 is a single-platform image for {m.Native}, not {m.Other}; push an image for {m.Other} under 2.0 (e.g. docker buildx build --platform {m.Other}) or fix the target or the platform",
+            refused.First(d => d.App == "p1").Reason);
+        Assert.Equal("", fx.Redis.Cli("HGET", f.Prefix + ":cmd:p1", "status")); // nothing claimed for it
+        await StopAsync(u);
     }
 
     [Fact]

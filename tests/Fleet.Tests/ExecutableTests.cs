@@ -101,9 +101,11 @@ public sealed class ExecutableTests(Deferred<AgentFixture> deferred) : IClassFix
             Assert.True(metrics.Contains("fleet_rpc_total{outcome=\"success\"} 1"), $"no successful update.\nupdater:\n{updater.Stderr}\nagent:\n{agent.Stderr}");
             Assert.Contains("fleet_decision_seconds_count", metrics);
             Assert.Contains("fleet_registry_request_seconds_count{op=\"head_manifest\"}", metrics);
-            Assert.Equal($"# ops notes\nservices:\n  web:\n    image: {fx.Repo}:2.0  # current\n", File.ReadAllText(compose));
+            // the agent runs the manifest the updater checked: the tag pinned to its digest
+            var pinned = $"{fx.Repo}:2.0@{fx.Registry.ManifestDigest("fleetagent/web:2.0")}";
+            Assert.Equal($"# ops notes\nservices:\n  web:\n    image: {pinned}  # current\n", File.ReadAllText(compose));
             var cid = DockerEngine.DockerOk("ps", "-q", "--filter", $"label=com.docker.compose.project={app}").Trim();
-            Assert.Equal($"{fx.Repo}:2.0|healthy", DockerEngine.DockerOk("inspect", "-f", "{{.Config.Image}}|{{.State.Health.Status}}", cid).Trim());
+            Assert.Equal($"{pinned}|healthy", DockerEngine.DockerOk("inspect", "-f", "{{.Config.Image}}|{{.State.Health.Status}}", cid).Trim());
             // No second update: a second one would be decided before the agent's next 2.0 reports are judged up to
             // date, so wait for two such judgements (the agent reports every second) and then count the updates.
             metrics = await MetricsWhenAsync(http, metricsPort, m => Counter(m, "fleet_decisions_total{decision=\"uptodate\"}") >= 2);

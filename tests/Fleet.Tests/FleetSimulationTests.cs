@@ -108,7 +108,8 @@ public sealed class FleetSimulationTests(Deferred<FleetFixture> deferred) : ICla
             if (target is "2.0" or ">=1.5,<3")
             {
                 var req = Assert.Single(byApp[app]);
-                Assert.Equal(new DockerCommandRequest("update_version", $"/opt/{app}", "2.0"), req with { IdempotencyKey = null });
+                // no platform configured: the command pins the tag's manifest, as the registry names it
+                Assert.Equal(new DockerCommandRequest("update_version", $"/opt/{app}", "2.0") { Digest = fx.Registry.Server.ManifestDigest("fleettest/web:2.0") }, req with { IdempotencyKey = null });
                 Assert.Equal($"{app}:2.0:1", req.IdempotencyKey);
             }
             else Assert.False(byApp.ContainsKey(app), $"{app} (target {target ?? "none"}) must not be updated");

@@ -1,4 +1,5 @@
 using System.Net;
+using System.Net.Http.Headers;
 using System.Runtime.InteropServices;
 using System.Text;
 using Fleet.Core.Registry;
@@ -21,7 +22,70 @@ public sealed class PushedRegistry : IDisposable
     }
 
     public void Dispose() => Server.Dispose();
+
+    private Task<MultiPlatformImage>? _multi;
+
+    /// <summary>fleettest/multi:2.0, an index (manifest list) of web:2.0 as pushed (for the engine's platform) and of
+    /// the same layers under a config that says another architecture (arm64, or amd64 on an arm64 machine): what
+    /// <c>docker buildx --platform a,b</c> pushes, built with the registry's API. Made once, on first use.</summary>
+    public Task<MultiPlatformImage> MultiPlatformAsync() => _multi ??= MakeMultiPlatformAsync();
+
+    private async Task<MultiPlatformImage> MakeMultiPlatformAsync()
+    {
+        using var http = new HttpClient { BaseAddress = new Uri($"http://{Server.Address}/v2/") };
+        const string manifestType = "application/vnd.docker.distribution.manifest.v2+json";
+        var get = new HttpRequestMessage(HttpMethod.Get, "fleettest/web/manifests/2.0");
+        get.Headers.Accept.ParseAdd(manifestType);
+        using var got = await http.SendAsync(get);
+        got.EnsureSuccessStatusCode();
+        var nativeBytes = await got.Content.ReadAsByteArrayAsync();
+        var nativeDigest = Digest(nativeBytes);
+        var manifest = System.Text.Json.Nodes.JsonNode.Parse(nativeBytes)!;
+        var configDigest = (string)manifest["config"]!["digest"]!;
+        foreach (var blob in manifest["layers"]!.AsArray().Select(l => (string)l!["digest"]!).Append(configDigest))
+        {
+            using var mount = await http.PostAsync($"fleettest/multi/blobs/uploads/?mount={blob}&from=fleettest/web", null);
+            Assert.Equal(HttpStatusCode.Created, mount.StatusCode);
+        }
+        var config = System.Text.Json.Nodes.JsonNode.Parse(await http.GetByteArrayAsync($"fleettest/web/blobs/{configDigest}"))!;
+        var nativeArch = (string)config["architecture"]!;
+        var otherArch = nativeArch == "arm64" ? "amd64" : "arm64";
+        config["architecture"] = otherArch;
+        var otherConfig = Encoding.UTF8.GetBytes(config.ToJsonString());
+        using (var start = await http.PostAsync("fleettest/multi/blobs/uploads/", null))
+        {
+            var upload = new Uri(http.BaseAddress!, start.Headers.Location!).ToString();
+            using var body = new ByteArrayContent(otherConfig);
+            body.Headers.ContentType = new MediaTypeHeaderValue("application/octet-stream");
+            using var done = await http.PutAsync(upload + (upload.Contains('?') ? "&" : "?") + "digest=" + Digest(otherConfig), body);
+            Assert.Equal(HttpStatusCode.Created, done.StatusCode);
+        }
+        manifest["config"]!["digest"] = Digest(otherConfig);
+        manifest["config"]!["size"] = otherConfig.Length;
+        var otherBytes = Encoding.UTF8.GetBytes(manifest.ToJsonString());
+        await PutManifestAsync(http, Digest(nativeBytes), nativeBytes, manifestType);
+        await PutManifestAsync(http, Digest(otherBytes), otherBytes, manifestType);
+        string Entry(byte[] m, string arch) =>
+            "{\"mediaType\":\"" + manifestType + "\",\"size\":" + m.Length + ",\"digest\":\"" + Digest(m) + "\",\"platform\":{\"architecture\":\"" + arch + "\",\"os\":\"linux\""
+            + (arch == "arm64" ? ",\"variant\":\"v8\"" : "") + "}}";
+        var index = Encoding.UTF8.GetBytes($$"""{"schemaVersion":2,"mediaType":"application/vnd.docker.distribution.manifest.list.v2+json","manifests":[{{Entry(nativeBytes, nativeArch)}},{{Entry(otherBytes, otherArch)}}]}""");
+        await PutManifestAsync(http, "2.0", index, "application/vnd.docker.distribution.manifest.list.v2+json");
+        return new MultiPlatformImage(ImageReference.Parse($"{Server.Address}/fleettest/multi"), "linux/" + nativeArch, nativeDigest, "linux/" + otherArch, Digest(otherBytes), Digest(index));
+    }
+
+    private static async Task PutManifestAsync(HttpClient http, string reference, byte[] bytes, string type)
+    {
+        using var content = new ByteArrayContent(bytes);
+        content.Headers.ContentType = new MediaTypeHeaderValue(type);
+        using var r = await http.PutAsync($"fleettest/multi/manifests/{reference}", content);
+        Assert.True(r.StatusCode == HttpStatusCode.Created, $"PUT manifest {reference}: {(int)r.StatusCode} {await r.Content.ReadAsStringAsync()}");
+    }
+
+    private static string Digest(byte[] b) => "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(b));
 }
+
+/// <summary>An index of two platforms: the engine's own (<see cref="Native"/>, web:2.0's manifest) and another.</summary>
+public sealed record MultiPlatformImage(ImageReference Image, string Native, string NativeDigest, string Other, string OtherDigest, string IndexDigest);
 
 public sealed partial class RegistryClientTests(Deferred<PushedRegistry> deferred) : IClassFixture<Deferred<PushedRegistry>>
 {
@@ -39,6 +103,33 @@ public sealed partial class RegistryClientTests(Deferred<PushedRegistry> deferre
         Assert.True(await c.TagExistsAsync(reg.Web, "2.0", Ct));
         Assert.False(await c.TagExistsAsync(reg.Web, "9.9", Ct));
         Assert.Equal(sent, c.RequestCount);
+    }
+
+    [SkippableFact]
+    public async Task A_tag_offers_a_platform_when_it_is_built_for_it_or_its_index_lists_it_and_the_answer_names_the_manifest_to_pull()
+    {
+        var m = await reg.MultiPlatformAsync();
+        var c = new RegistryClient(new RegistryOptions());
+        // a single-platform image: its own manifest, for its platform only
+        var own = await c.PlatformManifestAsync(reg.Web, "2.0", m.Native, Ct);
+        Assert.Equal((m.NativeDigest, null), (own.Digest, own.Refusal));
+        Assert.Equal([m.Native], own.Offered);
+        Assert.Equal(m.NativeDigest, (await c.PlatformManifestAsync(reg.Web, "2.0", null, Ct)).Digest);
+        var refused = await c.PlatformManifestAsync(reg.Web, "2.0", m.Other, Ct);
+        Assert.Null(refused.Digest);
+        Assert.Equal($"{reg.Web}:2.0 is a single-platform image for {m.Native}, not {m.Other}", refused.Refusal);
+        // an index: the platform's own manifest; no platform asked: the index itself
+        Assert.Equal(m.OtherDigest, (await c.PlatformManifestAsync(m.Image, "2.0", m.Other, Ct)).Digest);
+        Assert.Equal(m.NativeDigest, (await c.PlatformManifestAsync(m.Image, "2.0", m.Native, Ct)).Digest);
+        Assert.Equal(m.IndexDigest, (await c.PlatformManifestAsync(m.Image, "2.0", null, Ct)).Digest);
+        var v7 = await c.PlatformManifestAsync(m.Image, "2.0", "linux/arm/v7", Ct);
+        Assert.Null(v7.Digest);
+        Assert.Matches($@"^{System.Text.RegularExpressions.Regex.Escape(m.Image + ":2.0")} offers linux/(amd64|arm64/v8), linux/(amd64|arm64/v8), not linux/arm/v7$", v7.Refusal);
+        // answers are cached; a tag that does not exist says so
+        var sent = c.RequestCount;
+        Assert.Equal(m.OtherDigest, (await c.PlatformManifestAsync(m.Image, "2.0", m.Other, Ct)).Digest);
+        Assert.Equal(sent, c.RequestCount);
+        Assert.Contains("does not exist", (await Assert.ThrowsAsync<RegistryException>(() => c.PlatformManifestAsync(reg.Web, "9.9", m.Native, Ct))).Message);
     }
 
     [SkippableFact]

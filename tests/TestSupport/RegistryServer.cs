@@ -76,6 +76,20 @@ public sealed class RegistryServer : IDisposable
         return dest;
     }
 
+    /// <summary>The digest the registry names the manifest of <paramref name="repoAndTag"/> ("fleet/web:2.0") by, as a
+    /// client that accepts image manifests and indexes reads it (HEAD, Docker-Content-Digest).</summary>
+    public string ManifestDigest(string repoAndTag)
+    {
+        var colon = repoAndTag.LastIndexOf(':');
+        using var http = new HttpClient();
+        using var head = new HttpRequestMessage(HttpMethod.Head, $"http://{Address}/v2/{repoAndTag[..colon]}/manifests/{repoAndTag[(colon + 1)..]}");
+        foreach (var t in new[] { "application/vnd.oci.image.index.v1+json", "application/vnd.docker.distribution.manifest.list.v2+json", "application/vnd.oci.image.manifest.v1+json", "application/vnd.docker.distribution.manifest.v2+json" })
+            head.Headers.Accept.ParseAdd(t);
+        using var r = http.Send(head);
+        r.EnsureSuccessStatusCode();
+        return r.Headers.GetValues("Docker-Content-Digest").Single();
+    }
+
     private static void Run(string file, IEnumerable<string> args)
     {
         var psi = new ProcessStartInfo(file) { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };

@@ -72,11 +72,13 @@ public static class ComposeFile
         return found;
     }
 
-    /// <summary>Returns <paramref name="text"/> with the service's image tag replaced and nothing else changed.</summary>
-    public static string WithTag(string text, ComposeImage image, string newTag)
+    /// <summary>Returns <paramref name="text"/> with the service's image tag replaced and nothing else changed; with a
+    /// <paramref name="digest"/>, the image is pinned to it (<c>repo:tag@digest</c>: the engine pulls and runs exactly
+    /// that manifest), else a digest written before is dropped (it belonged to the old tag).</summary>
+    public static string WithTag(string text, ComposeImage image, string newTag, string? digest = null)
     {
         var (repo, _) = ImageReference.SplitTag(image.Image);
-        var value = repo + ":" + newTag;
+        var value = repo + ":" + newTag + (digest is null ? "" : "@" + digest);
         var written = image.Style switch
         {
             ScalarStyle.DoubleQuoted => "\"" + value + "\"",
@@ -113,6 +115,10 @@ public static class ComposeFile
         }
         return markers;
     }
+
+    /// <summary>A manifest digest as the fleet's commands carry it: <c>sha256:</c> and 64 lower-case hex digits.</summary>
+    public static bool IsValidDigest(string digest) =>
+        digest.Length == 71 && digest.StartsWith("sha256:", StringComparison.Ordinal) && digest[7..].All(c => char.IsAsciiDigit(c) || c is >= 'a' and <= 'f');
 
     public static bool IsValidTag(string tag) =>
         tag.Length is > 0 and <= 128 && (char.IsAsciiLetterOrDigit(tag[0]) || tag[0] == '_')

@@ -198,7 +198,7 @@ public sealed class FleetAgent
             Event(app.Name, "started", req.NewVersion ?? "");
             var resp = req.Command switch
             {
-                "update_version" => await UpdateVersionAsync(app, req.NewVersion, FleetOrigin(app), ct),
+                "update_version" => await UpdateVersionAsync(app, req.NewVersion, req.Digest, FleetOrigin(app), ct),
                 "down" => await StepAsync(app, async () =>
                 {
                     await AdoptAsync(app, ct);
@@ -406,11 +406,15 @@ public sealed class FleetAgent
 
     /// <summary>Installs the compose file with the new tag (only the tag changes, formatting kept) through the engine,
     /// commits it and cleans up; on failure the engine rolls back to the last-known-good and the file is untouched.
+    /// With a <paramref name="digest"/> (the manifest the updater checked for this device's platform) the image is
+    /// written <c>repo:tag@digest</c>: the engine pulls and runs exactly that, and the pull must record it.
     /// Publishes the resulting version either way.</summary>
-    private async Task<DockerCommandResponse> UpdateVersionAsync(AgentApp app, string? newVersion, Origin origin, CancellationToken ct)
+    private async Task<DockerCommandResponse> UpdateVersionAsync(AgentApp app, string? newVersion, string? digest, Origin origin, CancellationToken ct)
     {
         if (newVersion is null || !ComposeFile.IsValidTag(newVersion))
             return new DockerCommandResponse(false, $"new_version '{newVersion}' is not a valid image tag (letters, digits, _ . -; at most 128)");
+        if (digest is not null && !ComposeFile.IsValidDigest(digest))
+            return new DockerCommandResponse(false, $"digest '{digest}' of {newVersion} is not a manifest digest (sha256: and 64 lower-case hex digits); nothing changed");
         string file, before;
         ComposeImage img;
         try
@@ -425,7 +429,7 @@ public sealed class FleetAgent
             await PublishVersionAsync(app, ct);
             return new DockerCommandResponse(true, $"Already at version {newVersion}");
         }
-        var after = ComposeFile.WithTag(before, img, newVersion);
+        var after = ComposeFile.WithTag(before, img, newVersion, digest);
         try
         {
             await AdoptAsync(app, ct);

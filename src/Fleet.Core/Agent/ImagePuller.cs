@@ -46,11 +46,20 @@ public sealed class ImagePuller(string dockerCli, RegistryClient? registry = nul
                 pull.StderrTail);
         }
 
-        var inspect = await RunAsync(["image", "inspect", "--format", "{{.Id}}", reference], TimeSpan.FromMinutes(1), ct).ConfigureAwait(false);
-        var id = inspect.Stdout.Trim();
+        var inspect = await RunAsync(["image", "inspect", "--format", "{{.Id}}{{range .RepoDigests}} {{.}}{{end}}", reference], TimeSpan.FromMinutes(1), ct).ConfigureAwait(false);
+        var fields = inspect.Stdout.Trim().Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        var id = fields.Length > 0 ? fields[0] : "";
         if (!inspect.Succeeded || !id.StartsWith("sha256:", StringComparison.Ordinal))
         {
             throw new InstallException("pull", reference, $"the engine has no image ID for {reference} right after pulling it; nothing was stopped", inspect.StderrTail);
+        }
+
+        // pinned to a digest (the manifest the updater checked): the engine must record the image under it
+        if (ImageReference.TryParse(reference, out var pinned, out _) && pinned.Digest is { } digest
+            && !fields.Skip(1).Any(d => ImageReference.TryParse(d, out var r, out _) && r.Name == pinned.Name && r.Digest == digest))
+        {
+            throw new InstallException("pull", reference,
+                $"the engine pulled image {id[7..19]} for {reference}, but records it under {(fields.Length > 1 ? string.Join(", ", fields.Skip(1)) : "no digest")}, not {digest}; nothing was stopped");
         }
 
         Log.Info($"pulled {reference} (image {id[7..19]})");

@@ -13,7 +13,12 @@ namespace Fleet.Core.Config;
 
 /// <summary>One application the updater knows: where it lives, which device RPC serves it, its image, and the
 /// user's target (null: the app is known but not to be updated).</summary>
-public sealed record AppEntry(string Name, string? Directory, string Rpc, ImageReference Image, VersionTarget? Target);
+public sealed record AppEntry(string Name, string? Directory, string Rpc, ImageReference Image, VersionTarget? Target)
+{
+    /// <summary>The devices' platform (os/arch[/variant]): a target is sent only when its manifest offers it, and the
+    /// command carries that platform's manifest digest. Null: not checked; the command carries the tag's digest.</summary>
+    public string? Platform { get; init; }
+}
 
 /// <summary>Updater settings: a TOML file (see docs in <see cref="Load"/>) overlaid with seed 000's environment
 /// variables, which win.</summary>
@@ -58,12 +63,13 @@ public sealed record UpdaterConfig
     /// [registry.credentials."host:port"] username, password
     /// [updater]  rpc_timeout_seconds, retry_after_seconds, error_retry_seconds, hmac_key_file, command_ttl_seconds, metrics_listen, wire_style (ujson|plain),
     ///            state_prefix, bridge_dedupe_ms, batch_size, read_window, claim_idle_seconds, log_format (text|json), health_max_lag
-    /// [apps.NAME] directory, target ("2.1.0", "~2.1", ">=1.5,&lt;2"), rpc, image
-    /// [groups.NAME] members = ["app1", "app2"]   (a device group; "all" is every app unless defined)
+    /// [apps.NAME] directory, target ("2.1.0", "~2.1", ">=1.5,&lt;2"), rpc, image, platform ("linux/arm64", "linux/arm/v7")
+    /// [groups.NAME] members = ["app1", "app2"], platform   (a device group; "all" is every app unless defined; its
+    ///            platform applies to members without their own)
     /// [rollout]  waves = "1,10%,50%", wave_timeout_seconds = 600, max_failed = 0
     /// </code>
     /// Environment (seed 000): REDIS_HOST, REDIS_PORT, REDIS_DB, DOCKER_HUB_USERNAME, DOCKER_HUB_TOKEN,
-    /// APP_TO_DIRECTORY and APPS_TO_UPDATE (JSON objects); ours: APP_TO_RPC, APP_TO_IMAGE (JSON), REDIS_USERNAME,
+    /// APP_TO_DIRECTORY and APPS_TO_UPDATE (JSON objects); ours: APP_TO_RPC, APP_TO_IMAGE, APP_TO_PLATFORM (JSON), REDIS_USERNAME,
     /// REDIS_PASSWORD, FLEET_HMAC_KEY, FLEET_LOG_FORMAT.
     /// </summary>
     public static UpdaterConfig Load(string? path, IDictionary env)
@@ -112,12 +118,13 @@ public sealed record UpdaterConfig
         };
 
         // apps: TOML tables, then the JSON env maps
-        var tables = f.Tables("apps", "directory", "target", "rpc", "image");
-        var (dirs, targets, rpcs, images) = (tables["directory"], tables["target"], tables["rpc"], tables["image"]);
+        var tables = f.Tables("apps", "directory", "target", "rpc", "image", "platform");
+        var (dirs, targets, rpcs, images, platforms) = (tables["directory"], tables["target"], tables["rpc"], tables["image"], tables["platform"]);
         Overlay(dirs, E("APP_TO_DIRECTORY"), "APP_TO_DIRECTORY");
         Overlay(targets, E("APPS_TO_UPDATE"), "APPS_TO_UPDATE");
         Overlay(rpcs, E("APP_TO_RPC"), "APP_TO_RPC");
         Overlay(images, E("APP_TO_IMAGE"), "APP_TO_IMAGE");
+        Overlay(platforms, E("APP_TO_PLATFORM"), "APP_TO_PLATFORM");
 
         var apps = new Dictionary<string, AppEntry>();
         foreach (var name in dirs.Keys.Concat(targets.Keys).Concat(rpcs.Keys).Concat(images.Keys).Distinct())
@@ -134,18 +141,37 @@ public sealed record UpdaterConfig
             ImageReference image;
             try { image = ImageReference.Parse(imageText.Trim()).WithoutTagOrDigest(); }
             catch (FormatException e) { throw new ConfigException($"image of app '{name}': {e.Message}"); }
-            apps[name] = new AppEntry(name, dirs.GetValueOrDefault(name), rpc, image, target);
+            apps[name] = new AppEntry(name, dirs.GetValueOrDefault(name), rpc, image, target)
+            {
+                Platform = platforms.TryGetValue(name, out var pf) ? CheckPlatform(pf, $"[apps.{name}] platform / APP_TO_PLATFORM") : null,
+            };
         }
 
+        foreach (var name in platforms.Keys.Where(n => !apps.ContainsKey(n)))
+            throw new ConfigException($"platform of app '{name}' (APP_TO_PLATFORM or [apps.{name}] platform): no such app is configured; give it a directory, target, rpc or image, or remove the platform");
+
         var groups = new Dictionary<string, IReadOnlyList<string>>(StringComparer.Ordinal);
-        foreach (var (name, members) in f.Tables("groups", "members")["members"])
+        var groupTables = f.Tables("groups", "members", "platform");
+        var fromGroup = new Dictionary<string, (string Platform, string Group)>(StringComparer.Ordinal);
+        foreach (var (name, members) in groupTables["members"])
         {
             var list = members.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Distinct().ToList();
             if (list.Count == 0) throw new ConfigException($"group '{name}' has no members; set [groups.{name}] members = [\"app1\", ...]");
             foreach (var m in list.Where(m => !apps.ContainsKey(m)))
                 throw new ConfigException($"group '{name}': member '{m}' is not a configured app; add [apps.{m}] or remove it from the group");
             groups[name] = list;
+            if (!groupTables["platform"].TryGetValue(name, out var gp)) continue;
+            gp = CheckPlatform(gp, $"[groups.{name}] platform");
+            foreach (var m in list.Where(m => apps[m].Platform is null))
+            {
+                if (fromGroup.TryGetValue(m, out var other) && other.Platform != gp)
+                    throw new ConfigException($"app '{m}' is in group '{other.Group}' (platform {other.Platform}) and in group '{name}' (platform {gp}); set [apps.{m}] platform to say which");
+                fromGroup[m] = (gp, name);
+            }
         }
+        foreach (var (m, (gp, _)) in fromGroup) apps[m] = apps[m] with { Platform = gp };
+        foreach (var (name, _) in groupTables["platform"].Where(g => !groups.ContainsKey(g.Key)))
+            throw new ConfigException($"[groups.{name}] platform is set but the group has no members; set [groups.{name}] members = [\"app1\", ...]");
         groups.TryAdd("all", apps.Keys.Order(StringComparer.Ordinal).ToList());
         var waves = f.GetString("rollout.waves", "1,10%,50%");
         try { _ = Fleet.Core.State.Rollout.ParseWaves(waves, 100); }
@@ -197,6 +223,16 @@ public sealed record UpdaterConfig
                 ClaimIdle = f.GetSeconds("updater.claim_idle_seconds", TimeSpan.FromSeconds(15)),
             },
         };
+    }
+
+    /// <summary>A platform as OCI writes it: os/architecture[/variant] (architecture aliases normalized: x86_64 → amd64).</summary>
+    private static string CheckPlatform(string text, string what)
+    {
+        var parts = text.Trim().ToLowerInvariant().Split('/');
+        if (parts.Length is < 2 or > 3 || parts.Any(p => p.Length == 0 || !p.All(c => char.IsAsciiLetterOrDigit(c) || c is '_' or '-')))
+            throw new ConfigException($"{what} = '{text}' is not a platform; write os/architecture[/variant], e.g. linux/arm64, linux/amd64, linux/arm/v7");
+        parts[1] = AppModule.Core.Policy.Platforms.NormalizeArch(parts[1]);
+        return string.Join('/', parts);
     }
 
     /// <summary>The seed's fixed mapping: app1 → docker_compose_service_machine1, and so on.</summary>

@@ -16,6 +16,11 @@ public sealed record RemoteLayer(string DiffId, long CompressedSize);
 /// <summary>An image as a registry holds it for one platform: its ID (the config's digest) and its layers in order.</summary>
 public sealed record RemoteImage(string Id, IReadOnlyList<RemoteLayer> Layers);
 
+/// <summary>What a tag offers for a platform: the digest of the manifest to pull (the platform's own manifest when the
+/// tag names an index; the tag's manifest otherwise), or why the tag cannot be used for that platform
+/// (<see cref="Refusal"/>; then <see cref="Digest"/> is null). <see cref="Offered"/>: the platforms the tag offers.</summary>
+public sealed record PlatformManifest(string? Digest, string? Refusal, IReadOnlyList<string> Offered);
+
 /// <summary>Observer for registry requests (metrics).</summary>
 public delegate void RegistryRequestObserver(string operation, int status, TimeSpan elapsed);
 
@@ -41,6 +46,7 @@ public sealed class RegistryClient
     private readonly ConcurrentDictionary<string, (IReadOnlyList<string> Tags, DateTimeOffset Until)> _tags = new();
     private readonly ConcurrentDictionary<string, (string Header, DateTimeOffset Until)> _auth = new();
     private readonly ConcurrentDictionary<string, Lazy<Task<bool>>> _inflight = new();
+    private readonly ConcurrentDictionary<string, (PlatformManifest Manifest, DateTimeOffset Until)> _platforms = new();
 
     public RegistryRequestObserver? Observer { get; init; }
     /// <summary>Number of HTTP requests sent (cache effectiveness, tests).</summary>
@@ -96,6 +102,77 @@ public sealed class RegistryClient
         };
         _exists[key] = (exists, _clock.GetUtcNow() + (exists ? _o.PositiveTtl : _o.NegativeTtl));
         return exists;
+    }
+
+    /// <summary>
+    /// The manifest of <paramref name="image"/>:<paramref name="tag"/> to pull on <paramref name="platform"/>
+    /// (os/arch[/variant]; null: any, the tag's own manifest): an index (manifest list) must list the platform, and
+    /// the platform's manifest digest is returned; a single image must be built for it (its config's os and
+    /// architecture). Otherwise the answer carries the refusal, naming what the tag offers. Cached for PositiveTtl.
+    /// </summary>
+    public async Task<PlatformManifest> PlatformManifestAsync(ImageReference image, string tag, string? platform, CancellationToken ct)
+    {
+        var key = image + ":" + tag + "|" + platform;
+        if (_platforms.TryGetValue(key, out var hit) && hit.Until > _clock.GetUtcNow()) return hit.Manifest;
+        var where = $"{image}:{tag}";
+        var (top, topDigest) = await GetManifestAsync(image, tag, ManifestTypes, where, ct);
+        PlatformManifest answer;
+        using (top)
+        {
+            var root = top.RootElement;
+            if (root.TryGetProperty("manifests", out var entries) && entries.ValueKind == JsonValueKind.Array)
+            {
+                var offered = new List<string>();
+                string? digest = null;
+                foreach (var e in entries.EnumerateArray())
+                {
+                    if (!e.TryGetProperty("platform", out var p)) continue;
+                    var (os, arch, variant) = (Str(p, "os") ?? "", Str(p, "architecture") ?? "", Str(p, "variant"));
+                    if (os == "unknown") continue; // attestation manifests (buildx) are not images
+                    offered.Add(os + "/" + arch + (string.IsNullOrEmpty(variant) ? "" : "/" + variant));
+                    if (digest is null && platform is not null && AppModule.Core.Policy.Platforms.Matches(platform, os, arch, variant)) digest = Str(e, "digest");
+                }
+                answer = platform is null ? new PlatformManifest(topDigest, null, offered)
+                    : digest is not null ? new PlatformManifest(digest, null, offered)
+                    : new PlatformManifest(null, $"{where} offers {(offered.Count == 0 ? "no platform" : string.Join(", ", offered))}, not {platform}", offered);
+            }
+            else if (platform is null) answer = new PlatformManifest(topDigest, null, []);
+            else if (!root.TryGetProperty("config", out var config) || Str(config, "digest") is not { } configDigest)
+                answer = new PlatformManifest(null, $"{where} has a manifest without a config (schema 1?): its platform cannot be told; push it again with a current client", []);
+            else
+            {
+                using var cfg = await GetJsonAsync(image, "get_config", $"v2/{image.Repository}/blobs/{configDigest}", [], where, ct);
+                var c = cfg.RootElement;
+                var (os, arch, variant) = (Str(c, "os") ?? "", Str(c, "architecture") ?? "", Str(c, "variant"));
+                var one = os + "/" + arch + (string.IsNullOrEmpty(variant) ? "" : "/" + variant);
+                answer = AppModule.Core.Policy.Platforms.Matches(platform, os, arch, variant)
+                    ? new PlatformManifest(topDigest, null, [one])
+                    : new PlatformManifest(null, $"{where} is a single-platform image for {one}, not {platform}", [one]);
+            }
+        }
+        _platforms[key] = (answer, _clock.GetUtcNow() + _o.PositiveTtl);
+        return answer;
+    }
+
+    /// <summary>A manifest and its digest (the registry's Docker-Content-Digest, else the SHA-256 of the bytes it sent).</summary>
+    private async Task<(JsonDocument Doc, string Digest)> GetManifestAsync(ImageReference image, string reference, string[] accept, string where, CancellationToken ct)
+    {
+        var uri = new Uri(Base(image), $"v2/{image.Repository}/manifests/{Uri.EscapeDataString(reference)}");
+        using var resp = await SendAsync(image, "get_manifest", () =>
+        {
+            var req = new HttpRequestMessage(HttpMethod.Get, uri);
+            foreach (var t in accept) req.Headers.Accept.Add(new MediaTypeWithQualityHeaderValue(t));
+            return req;
+        }, ct);
+        if (resp.StatusCode == HttpStatusCode.NotFound)
+            throw new RegistryException($"{where} does not exist in the registry (GET {uri} answered 404); push it or fix the target");
+        if (!resp.IsSuccessStatusCode)
+            throw new RegistryException($"GET {uri} for {where} answered {(int)resp.StatusCode} {resp.ReasonPhrase}");
+        var bytes = await resp.Content.ReadAsByteArrayAsync(ct);
+        var digest = resp.Headers.TryGetValues("Docker-Content-Digest", out var d) && d.FirstOrDefault() is { } h && h.StartsWith("sha256:", StringComparison.Ordinal)
+            ? h : "sha256:" + Convert.ToHexStringLower(System.Security.Cryptography.SHA256.HashData(bytes));
+        try { return (JsonDocument.Parse(bytes), digest); }
+        catch (JsonException e) { throw new RegistryException($"GET {uri} for {where} answered with invalid JSON: {e.Message}", e); }
     }
 
     /// <summary>
@@ -399,7 +476,7 @@ public sealed class RegistryClient
     }
 
     /// <summary>Drops every cached answer (tests, SIGHUP).</summary>
-    public void ClearCache() { _exists.Clear(); _tags.Clear(); }
+    public void ClearCache() { _exists.Clear(); _tags.Clear(); _platforms.Clear(); }
 
     internal static string Invariant(FormattableString s) => s.ToString(CultureInfo.InvariantCulture);
 }

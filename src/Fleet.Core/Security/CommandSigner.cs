@@ -19,12 +19,13 @@ public sealed class CommandSigner(byte[] key, TimeProvider? clock = null)
         return Encoding.UTF8.GetBytes(t);
     }
 
-    /// <summary>The signed text; the idempotency key, when present, is covered too (appended, so that commands without
-    /// one keep their v1 text).</summary>
+    /// <summary>The signed text; the idempotency key and the digest, when present, are covered too (appended, so that
+    /// commands without them keep their v1 text).</summary>
     public static string Canonical(string rpcName, DockerCommandRequest r, long expires, string nonce) =>
         string.Join('\n', "fleet-cmd-v1", rpcName, r.Command, r.Directory, r.NewVersion ?? "", r.Service ?? "",
             r.Wait is null ? "" : r.Wait.Value ? "1" : "0", expires.ToString(System.Globalization.CultureInfo.InvariantCulture), nonce)
-        + (r.IdempotencyKey is null ? "" : "\nkey:" + r.IdempotencyKey);
+        + (r.IdempotencyKey is null ? "" : "\nkey:" + r.IdempotencyKey)
+        + (r.Digest is null ? "" : "\ndigest:" + r.Digest);
 
     public DockerCommandRequest Sign(string rpcName, DockerCommandRequest r, TimeSpan ttl)
     {

@@ -13,7 +13,7 @@ using StackExchange.Redis;
 
 namespace Fleet.Core.Updater;
 
-public enum DecisionKind { Invalid, NotListed, UpToDate, TargetMissing, RegistryError, NoDirectory, InFlight, RecentlyAttempted, Update, Held }
+public enum DecisionKind { Invalid, NotListed, UpToDate, TargetMissing, RegistryError, NoDirectory, InFlight, RecentlyAttempted, Update, Held, PlatformMissing }
 
 /// <summary>What the updater decided for one version report.</summary>
 public sealed record Decision(DecisionKind Kind, string App, string? Reported, string? TargetTag, string Reason)
@@ -74,7 +74,8 @@ public sealed class FleetUpdater
     private TimeSpan StaleAfter => _cfg.RpcTimeout + TimeSpan.FromSeconds(5);
 
     /// <summary>Checks every configured target against the registry and logs the result (seed 000's
-    /// validate_apps_to_update). Never throws for a missing target: the service keeps running.</summary>
+    /// validate_apps_to_update): the tag exists and, when the app has a platform, offers it (else null).
+    /// Never throws for a missing target: the service keeps running.</summary>
     public async Task<IReadOnlyDictionary<string, string?>> ValidateTargetsAsync(CancellationToken ct)
     {
         var result = new Dictionary<string, string?>();
@@ -84,9 +85,11 @@ public sealed class FleetUpdater
             try
             {
                 var tag = await ResolveAsync(app, target, ct);
-                result[app.Name] = tag;
+                var platform = tag is null ? null : await _registry.PlatformManifestAsync(app.Image, tag, app.Platform, ct);
+                result[app.Name] = platform?.Refusal is null ? tag : null;
                 if (tag is null) Log.Warning($"target check: {app.Name} -> {target} does not exist in {app.Image}; reports for it will be refused until it is pushed");
-                else Log.Info($"target check: {app.Name} -> {target} OK ({app.Image}:{tag})");
+                else if (platform!.Refusal is { } why) Log.Warning($"target check: {app.Name} -> {target}: the devices run {app.Platform}, and {why}; reports for it will be refused until an image for {app.Platform} is pushed");
+                else Log.Info($"target check: {app.Name} -> {target} OK ({app.Image}:{tag}@{platform.Digest}{(app.Platform is null ? "" : " for " + app.Platform)})");
             }
             catch (Exception e) when (e is RegistryException or System.Text.Json.JsonException or HttpRequestException or IOException)
             {
@@ -389,6 +392,7 @@ public sealed class FleetUpdater
         var pre = new Decision?[entries.Count];
         var records = new ReportRecord[entries.Count];
         var apps = new AppEntry?[entries.Count];
+        var digests = new string?[entries.Count];
         for (int i = 0; i < entries.Count; i++)
         {
             var (id, payload) = entries[i];
@@ -411,9 +415,10 @@ public sealed class FleetUpdater
                 var deps = msg.Dependencies.Count == 0 ? "" : $" (dependencies logged, not managed: {string.Join(", ", msg.Dependencies.Select(kv => kv.Key + "=" + kv.Value))})";
                 Log.Info($"report {msg.Appname} {msg.VersionNumber}{deps}");
             }
-            var (d, app, tag, since) = await PreDecideAsync(msg, ct);
+            var (d, app, tag, digest, since) = await PreDecideAsync(msg, ct);
             pre[i] = d;
             apps[i] = app;
+            digests[i] = digest;
             records[i] = new ReportRecord(id, msg.Appname, msg.VersionNumber, d is null ? tag : null, since);
         }
 
@@ -424,9 +429,10 @@ public sealed class FleetUpdater
             {
                 if (pre[i]?.Kind != DecisionKind.Held) continue;
                 var msg = WireCodec.DecodeVersion(entries[i].Payload!);
-                var (d, app, tag, since) = await PreDecideAsync(msg, ct);
+                var (d, app, tag, digest, since) = await PreDecideAsync(msg, ct);
                 pre[i] = d;
                 apps[i] = app;
+                digests[i] = digest;
                 records[i] = records[i] with { WantTag = d is null ? tag : null, SinceMs = since };
             }
         }
@@ -456,7 +462,7 @@ public sealed class FleetUpdater
                 if (c.Verdict == ClaimVerdict.ErrorBackoff) RequeueLater(store, app.Name, TimeSpan.FromMilliseconds(c.AgeMs), ct);
                 if (c.Verdict is ClaimVerdict.Send or ClaimVerdict.Resend or ClaimVerdict.RetryError)
                 {
-                    var task = CallAsync(store, app, tag, c.Detail, ct);
+                    var task = CallAsync(store, app, tag, digests[i], c.Detail, ct);
                     _inflight[task] = 0;
                     _ = task.ContinueWith(t => _inflight.TryRemove(t, out _), TaskScheduler.Default);
                 }
@@ -478,7 +484,7 @@ public sealed class FleetUpdater
         Metrics.Inc("fleet_decisions_total", "Decisions by kind.", $"decision=\"{d.Kind.ToString().ToLowerInvariant()}\"");
         var level = d.Kind switch
         {
-            DecisionKind.Invalid or DecisionKind.TargetMissing or DecisionKind.RegistryError or DecisionKind.NoDirectory => LogLevel.Warning,
+            DecisionKind.Invalid or DecisionKind.TargetMissing or DecisionKind.RegistryError or DecisionKind.NoDirectory or DecisionKind.PlatformMissing => LogLevel.Warning,
             DecisionKind.Update => LogLevel.Info,
             _ => LogLevel.Debug,
         };
@@ -490,11 +496,42 @@ public sealed class FleetUpdater
 
     /// <summary>Everything that needs no shared state: a decision, or null and the tag to claim an update to (with the
     /// start of the rollout that sends it, 0 without one: outcomes recorded before it do not hold a new attempt back).</summary>
-    private async Task<(Decision? Decision, AppEntry? App, string? Tag, long SinceMs)> PreDecideAsync(VersionMessage msg, CancellationToken ct)
+    private async Task<(Decision? Decision, AppEntry? App, string? Tag, string? Digest, long SinceMs)> PreDecideAsync(VersionMessage msg, CancellationToken ct)
     {
         var (d, app, tag) = await PreDecideCoreAsync(msg, ct);
-        var since = d is null && _rollouts.TryGetValue(msg.Appname, out var r) ? r.StartedMs : 0;
-        return (d, app, tag, since);
+        if (d is not null) return (d, app, tag, null, 0);
+        // the manifest the device is to pull: it must offer the app's platform; the command carries its digest
+        PlatformManifest m;
+        try { m = await _registry.PlatformManifestAsync(app!.Image, tag!, app.Platform, ct); }
+        catch (Exception e) when (e is RegistryException or System.Text.Json.JsonException or HttpRequestException or IOException)
+        {
+            return (new Decision(DecisionKind.RegistryError, app!.Name, msg.VersionNumber, tag, $"cannot read the manifest of {app.Image}:{tag}: {e.Message}"), app, null, null, 0);
+        }
+        if (m.Refusal is not null)
+            return (new Decision(DecisionKind.PlatformMissing, app.Name, msg.VersionNumber, tag,
+                $"refused: the devices of {app.Name} run {app.Platform}, and {m.Refusal}; push an image for {app.Platform} under {tag} (e.g. docker buildx build --platform {app.Platform}) or fix the target or the platform"), app, null, null, 0);
+        await WarnIfReportedUnknownAsync(app, msg.VersionNumber, ct);
+        var since = _rollouts.TryGetValue(msg.Appname, out var r) ? r.StartedMs : 0;
+        return (null, app, tag, m.Digest, since);
+    }
+
+    /// <summary>Seed 000, step 1: a reported version the registry does not hold is logged as such (the device runs an
+    /// image that cannot be pulled again; a rollback to it would fail). Checked when an update is decided, not on every report.</summary>
+    private async Task WarnIfReportedUnknownAsync(AppEntry app, string reported, CancellationToken ct)
+    {
+        try
+        {
+            if (!await _registry.TagExistsAsync(app.Image, reported, ct))
+            {
+                Metrics.Inc("fleet_reported_unknown_total", "Updates decided for a device whose reported version is not in the registry.");
+                Log.Write(LogLevel.Warning, $"report {app.Name} {reported}: version {reported} is not in registry {app.Image.Registry} ({app.Image.Repository}): the device runs an image the registry does not hold",
+                    ("app", app.Name), ("reported", reported), ("registry", app.Image.ToString()));
+            }
+        }
+        catch (Exception e) when (e is RegistryException or HttpRequestException or IOException)
+        {
+            Log.Debug($"report {app.Name} {reported}: cannot tell whether the registry holds it: {e.Message}");
+        }
     }
 
     private async Task<(Decision? Decision, AppEntry? App, string? Tag)> PreDecideCoreAsync(VersionMessage msg, CancellationToken ct)
@@ -531,10 +568,10 @@ public sealed class FleetUpdater
     private static bool SameVersion(string a, string b) =>
         Pep440Version.TryParse(a, out var va) && Pep440Version.TryParse(b, out var vb) ? va == vb : a == b;
 
-    private async Task CallAsync(FleetState store, AppEntry app, string tag, string key, CancellationToken ct)
+    private async Task CallAsync(FleetState store, AppEntry app, string tag, string? digest, string key, CancellationToken ct)
     {
         await Task.Yield();
-        var req = new DockerCommandRequest("update_version", app.Directory!, tag) { IdempotencyKey = key };
+        var req = new DockerCommandRequest("update_version", app.Directory!, tag) { IdempotencyKey = key, Digest = digest };
         RpcResult result;
         try { result = await _commands.SendAsync(app, req, _cfg.RpcTimeout, ct); }
         catch (OperationCanceledException)

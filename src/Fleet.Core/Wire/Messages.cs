@@ -31,6 +31,12 @@ public sealed record DockerCommandRequest(
     [JsonPropertyName("idempotency_key"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public string? IdempotencyKey { get; init; }
 
+    /// <summary>Optional, with <c>update_version</c>: the manifest digest (<c>sha256:...</c>) of <c>new_version</c> for the
+    /// device's platform, as the updater checked it in the registry. The agent pulls exactly that (<c>image:tag@digest</c>)
+    /// and refuses an image the engine does not record under it.</summary>
+    [JsonPropertyName("digest"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
+    public string? Digest { get; init; }
+
     /// <summary>Signature expiry, Unix seconds.</summary>
     [JsonPropertyName("expires"), JsonIgnore(Condition = JsonIgnoreCondition.WhenWritingNull)]
     public long? Expires { get; init; }
